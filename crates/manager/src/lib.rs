@@ -1,0 +1,2 @@
+//! The service manager (seed 004) as a deterministic state machine.
+#![forbid(unsafe_code)]

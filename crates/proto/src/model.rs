@@ -1,0 +1,422 @@
+//! The service messages of seed 004 as Rust values. [`crate::codec`] is the only place that
+//! knows their bytes; `docs/protocol.md` specifies them.
+
+use core::net::{IpAddr, Ipv4Addr};
+
+use tether_wire::AffinityKey;
+
+/// Version of the service protocol this crate speaks.
+pub const PROTOCOL_VERSION: u8 = 1;
+
+/// The message types of seed 004.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum MessageType {
+    /// Manager to agents: add, refresh or delete a wildcard affinity.
+    AffinityUpdateWildcard = 1,
+    /// Manager to an agent: add, refresh or delete a fixed affinity (optionally with a packet).
+    AffinityUpdateFixed = 2,
+    /// Agent to manager: an affinity update was rejected; names the segments it could not process.
+    AffinityUpdateDeny = 3,
+    /// Agent to manager: a packet matched a wildcard affinity's interest criteria.
+    InterestMatchWildcard = 4,
+    /// Agent to manager: a packet matched a fixed affinity's interest criteria.
+    InterestMatchFixed = 5,
+    /// Either way: an IP packet to forward without matching it again.
+    IpPacketOnly = 6,
+}
+
+/// The segment types of seed 004 (and the backup precedence Tether carries separately).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum SegmentType {
+    /// A wildcard affinity.
+    WildcardAffinity = 1,
+    /// A fixed affinity.
+    FixedAffinity = 2,
+    /// Affinity identifier: the affinity that matched and why.
+    AffinityIdentifier = 3,
+    /// Service precedence with its search order.
+    ServicePrecedence = 4,
+    /// Backup precedence of the sending manager.
+    BackupPrecedence = 5,
+    /// Authentication (HMAC-SHA256, key id, sequence number).
+    Security = 6,
+    /// Opaque data the manager wants back with interest matches.
+    ManagerInterestData = 7,
+    /// Opaque data the agent wants back with fixed affinity updates.
+    AgentInterestData = 8,
+    /// The sender's address and host name.
+    IdentityInfo = 9,
+    /// NAT action.
+    ActionNat = 10,
+    /// Advertise action.
+    ActionAdvertise = 11,
+    /// Sequence number adjust action.
+    ActionSequenceAdjust = 12,
+    /// Interest criteria action.
+    ActionInterestCriteria = 13,
+    /// Action list: the actions a receiver must support.
+    ActionList = 14,
+    /// An IP packet.
+    IpPacket = 15,
+}
+
+impl SegmentType {
+    /// The segment type for a wire value, if this version knows it.
+    pub fn from_u8(v: u8) -> Option<Self> {
+        Some(match v {
+            1 => Self::WildcardAffinity,
+            2 => Self::FixedAffinity,
+            3 => Self::AffinityIdentifier,
+            4 => Self::ServicePrecedence,
+            5 => Self::BackupPrecedence,
+            6 => Self::Security,
+            7 => Self::ManagerInterestData,
+            8 => Self::AgentInterestData,
+            9 => Self::IdentityInfo,
+            10 => Self::ActionNat,
+            11 => Self::ActionAdvertise,
+            12 => Self::ActionSequenceAdjust,
+            13 => Self::ActionInterestCriteria,
+            14 => Self::ActionList,
+            15 => Self::IpPacket,
+            _ => return None,
+        })
+    }
+}
+
+/// A bit vector of packet types, with the seed's bit meanings (FIG. 10I).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct InterestBits(pub u16);
+
+impl InterestBits {
+    /// Nothing.
+    pub const NONE: Self = Self(0);
+    /// TCP FIN.
+    pub const FIN: Self = Self(1 << 0);
+    /// TCP SYN.
+    pub const SYN: Self = Self(1 << 1);
+    /// TCP RST.
+    pub const RST: Self = Self(1 << 2);
+    /// TCP PSH.
+    pub const PSH: Self = Self(1 << 3);
+    /// TCP ACK.
+    pub const ACK: Self = Self(1 << 4);
+    /// TCP URG.
+    pub const URG: Self = Self(1 << 5);
+    /// Payload present (TCP or UDP).
+    pub const DATA: Self = Self(1 << 6);
+    /// First payload of the flow present (TCP or UDP).
+    pub const FIRST_DATA: Self = Self(1 << 7);
+    /// A fragment whose source and destination addresses match.
+    pub const FRAGMENT: Self = Self(1 << 8);
+    /// Every packet.
+    pub const ALL: Self = Self(1 << 15);
+
+    /// Whether any bit of `other` is set in `self`.
+    pub const fn intersects(self, other: Self) -> bool {
+        self.0 & other.0 != 0
+    }
+
+    /// Whether no bit is set.
+    pub const fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+}
+
+impl core::ops::BitOr for InterestBits {
+    type Output = Self;
+    fn bitor(self, rhs: Self) -> Self {
+        Self(self.0 | rhs.0)
+    }
+}
+
+impl core::ops::BitAnd for InterestBits {
+    type Output = Self;
+    fn bitand(self, rhs: Self) -> Self {
+        Self(self.0 & rhs.0)
+    }
+}
+
+/// A fixed affinity (FIG. 6): one flow, one direction.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct FixedAffinity {
+    /// The flow's 5-tuple.
+    pub key: AffinityKey,
+    /// Send matching packets to `forward` without rewriting their destination.
+    pub dispatch: bool,
+    /// Keep statistics per forward address.
+    pub information: bool,
+    /// Where dispatched packets go; the address statistics are kept for. The unspecified
+    /// address means: drop matching packets (after statistics).
+    pub forward: IpAddr,
+    /// Seconds the agent may cache this affinity; 0 deletes it.
+    pub ttl: u32,
+}
+
+/// A wildcard affinity (FIG. 7): a class of flows, by masked addresses, ports and protocol.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct WildcardAffinity {
+    /// Protocol number; 0 matches every protocol.
+    pub protocol: u8,
+    /// Source address, compared under `src_mask`.
+    pub src: IpAddr,
+    /// Source netmask (same family as `src`).
+    pub src_mask: IpAddr,
+    /// Source port; 0 matches every port.
+    pub src_port: u16,
+    /// Destination address, compared under `dst_mask`.
+    pub dst: IpAddr,
+    /// Destination netmask (same family as `dst`).
+    pub dst_mask: IpAddr,
+    /// Destination port; 0 matches every port.
+    pub dst_port: u16,
+    /// Send matching packets to `forward` without rewriting their destination.
+    pub dispatch: bool,
+    /// Keep statistics per forward address.
+    pub information: bool,
+    /// As in [`FixedAffinity::forward`]: the unspecified address drops packets that the
+    /// affinity's interest criteria do not send to the manager.
+    pub forward: IpAddr,
+    /// Seconds the agent keeps this wildcard; 0 deletes it (and its fixed affinities).
+    pub ttl: u32,
+}
+
+/// NAT action (FIG. 10F): replaces the fields that are not unspecified/0.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct NatAction {
+    /// New source address, or unspecified to keep it.
+    pub src: IpAddr,
+    /// New source port, or 0 to keep it.
+    pub src_port: u16,
+    /// New destination address, or unspecified to keep it.
+    pub dst: IpAddr,
+    /// New destination port, or 0 to keep it.
+    pub dst_port: u16,
+}
+
+/// Sequence number adjust action (FIG. 10G).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SequenceAdjust {
+    /// Added (wrapping) to sequence numbers at or after `initial_seq`.
+    pub seq_delta: u32,
+    /// Lowest sequence number the delta applies to.
+    pub initial_seq: u32,
+    /// Added (wrapping) to acknowledgement numbers at or after `initial_ack`.
+    pub ack_delta: u32,
+    /// Lowest acknowledgement number the delta applies to.
+    pub initial_ack: u32,
+}
+
+/// Interest criteria action (FIG. 10I).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct InterestCriteria {
+    /// Where interest matches go; unspecified means the sender of the affinity.
+    pub addr: IpAddr,
+    /// UDP port of `addr`; 0 means the sender's port.
+    pub port: u16,
+    /// Packet types that trigger an interest match message.
+    pub mask: InterestBits,
+    /// Packet types whose packet goes with the interest match.
+    pub data: InterestBits,
+    /// Packet types whose packet is copied to the manager while the original is forwarded.
+    pub copy: InterestBits,
+    /// Packet types the agent holds (if it can) until the manager answers.
+    pub hold: InterestBits,
+}
+
+/// Advertise action (FIG. 10H): announce this prefix into routing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct AdvertiseAction {
+    /// Address to advertise.
+    pub addr: IpAddr,
+    /// Prefix length of the advertised subnet (32 or 128 for a host).
+    pub prefix_len: u8,
+}
+
+/// Whether a higher or a lower precedence value wins (FIG. 10B search order flag).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SearchOrder {
+    /// A higher value is a higher priority.
+    HigherFirst,
+    /// A lower value is a higher priority.
+    LowerFirst,
+}
+
+/// Service precedence with its search order (FIG. 10B).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ServicePrecedence {
+    /// How to compare values.
+    pub search_order: SearchOrder,
+    /// The precedence value.
+    pub value: u16,
+}
+
+/// The actions that go with an affinity in one update.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Actions {
+    /// Rewrite addresses and ports.
+    pub nat: Option<NatAction>,
+    /// Shift TCP sequence and acknowledgement numbers.
+    pub sequence_adjust: Option<SequenceAdjust>,
+    /// Notify the manager about packet types.
+    pub interest: Option<InterestCriteria>,
+    /// Advertise an address (wildcard affinities only).
+    pub advertise: Option<AdvertiseAction>,
+}
+
+/// One entry of an action list segment (FIG. 10J).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ActionListEntry {
+    /// The segment type of the action (a [`SegmentType`] value, or an unknown one).
+    pub segment_type: u8,
+    /// Whether the receiver must support it.
+    pub required: bool,
+}
+
+/// The sender's identity (FIG. 10E), for logs and consoles.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Identity {
+    /// The sender's address.
+    pub addr: IpAddr,
+    /// The sender's host name (at most 255 bytes of UTF-8).
+    pub name: String,
+}
+
+/// Affinity identifier segment (FIG. 10A): which affinity matched and why.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct AffinityIdentifier {
+    /// The key of the packet's flow.
+    pub key: AffinityKey,
+    /// Dispatch flag of the matched affinity.
+    pub dispatch: bool,
+    /// Information flag of the matched affinity.
+    pub information: bool,
+    /// The interest bits that caused the match.
+    pub matched: InterestBits,
+}
+
+/// Fields common to updates that identify the sender and carry opaque interest data.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Envelope {
+    /// Identity info segment.
+    pub identity: Option<Identity>,
+    /// Service manager interest data segment.
+    pub manager_data: Option<Vec<u8>>,
+    /// Forwarding agent interest data segment.
+    pub agent_data: Option<Vec<u8>>,
+    /// Types of segments marked required that the decoder could not process. A receiver
+    /// must not act on a message whose list is non-empty; it answers with a deny instead.
+    pub unsupported_required: Vec<u8>,
+}
+
+/// Affinity update-wildcard affinity (FIG. 9A).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct WildcardUpdate {
+    /// The wildcard.
+    pub affinity: WildcardAffinity,
+    /// Its actions.
+    pub actions: Actions,
+    /// Actions the receiver must support to accept the wildcard.
+    pub action_list: Vec<ActionListEntry>,
+    /// Service precedence.
+    pub service_precedence: Option<ServicePrecedence>,
+    /// Backup precedence; among equal service precedence the lowest value wins.
+    pub backup_precedence: Option<u16>,
+    /// Identity and interest data.
+    pub envelope: Envelope,
+}
+
+/// Affinity update-fixed affinity (FIG. 9B).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct FixedUpdate {
+    /// The fixed affinity.
+    pub affinity: FixedAffinity,
+    /// Its actions.
+    pub actions: Actions,
+    /// Service precedence.
+    pub service_precedence: Option<ServicePrecedence>,
+    /// Backup precedence.
+    pub backup_precedence: Option<u16>,
+    /// Identity and interest data.
+    pub envelope: Envelope,
+    /// The packet to execute the affinity on (returned from an interest match).
+    pub packet: Option<Vec<u8>>,
+}
+
+/// The affinity a deny refers to.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum DeniedAffinity {
+    /// A wildcard affinity.
+    Wildcard(WildcardAffinity),
+    /// A fixed affinity.
+    Fixed(FixedAffinity),
+}
+
+/// Affinity update-deny (FIG. 9C).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Deny {
+    /// The segments (action list entries) the receiver could not process.
+    pub denied: Vec<ActionListEntry>,
+    /// The affinity of the rejected update.
+    pub affinity: Option<DeniedAffinity>,
+    /// Identity and interest data copied from the rejected update.
+    pub envelope: Envelope,
+}
+
+/// Which kind of affinity an interest match reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MatchKind {
+    /// A wildcard affinity matched (message type 4).
+    Wildcard,
+    /// A fixed affinity matched (message type 5).
+    Fixed,
+}
+
+/// Interest match-wildcard/fixed affinity (FIG. 9D).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct InterestMatch {
+    /// Whether a wildcard or a fixed affinity matched.
+    pub kind: MatchKind,
+    /// The affinity that matched and the reasons.
+    pub identifier: AffinityIdentifier,
+    /// Identity and interest data.
+    pub envelope: Envelope,
+    /// The packet, when the data flag asked for it.
+    pub packet: Option<Vec<u8>>,
+}
+
+/// A service message, decoded. Authentication is the codec's business, not a field here.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Message {
+    /// Affinity update-wildcard affinity.
+    WildcardUpdate(WildcardUpdate),
+    /// Affinity update-fixed affinity.
+    FixedUpdate(FixedUpdate),
+    /// Affinity update-deny.
+    Deny(Deny),
+    /// Interest match-wildcard or -fixed affinity.
+    InterestMatch(InterestMatch),
+    /// IP packet only: forward without matching again.
+    IpPacketOnly(Vec<u8>),
+}
+
+impl Message {
+    /// The message type this value is sent as.
+    pub fn message_type(&self) -> MessageType {
+        match self {
+            Self::WildcardUpdate(_) => MessageType::AffinityUpdateWildcard,
+            Self::FixedUpdate(_) => MessageType::AffinityUpdateFixed,
+            Self::Deny(_) => MessageType::AffinityUpdateDeny,
+            Self::InterestMatch(m) => match m.kind {
+                MatchKind::Wildcard => MessageType::InterestMatchWildcard,
+                MatchKind::Fixed => MessageType::InterestMatchFixed,
+            },
+            Self::IpPacketOnly(_) => MessageType::IpPacketOnly,
+        }
+    }
+}
+
+/// The unspecified IPv4 address, for "no address" fields.
+pub const UNSPECIFIED_V4: IpAddr = IpAddr::V4(Ipv4Addr::UNSPECIFIED);

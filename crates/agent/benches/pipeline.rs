@@ -1,1 +1,2 @@
+//! Placeholder until the pipeline benchmark is written.
 fn main() {}

@@ -6,8 +6,8 @@ use core::time::Duration;
 use std::collections::VecDeque;
 
 use tether_proto::{
-    ActionListEntry, Actions, Codec, DeniedAffinity, Deny, Envelope, FixedUpdate, Message,
-    SegmentType, Timestamp, Transmit, WildcardUpdate,
+    ActionListEntry, Actions, DeniedAffinity, Deny, Envelope, FixedUpdate, Message, SegmentType,
+    Timestamp, WildcardUpdate,
 };
 use tether_wire::nat;
 use tether_wire::packet::PacketInfo;
@@ -77,16 +77,15 @@ impl SupportedActions {
     }
 }
 
-/// Seals `message` for `dest` and queues it.
+/// Queues `message` for `dest`; it is sealed when the runtime polls for it, so sequence
+/// numbers follow the order of sending.
 pub(crate) fn queue(
-    codec: &mut Codec,
-    transmits: &mut VecDeque<Transmit>,
+    outbox: &mut VecDeque<(SocketAddr, Message)>,
     stats: &mut AgentStats,
     dest: SocketAddr,
-    message: &Message,
+    message: Message,
 ) {
-    let payload = codec.seal(message);
-    transmits.push_back(Transmit { dest, payload });
+    outbox.push_back((dest, message));
     stats.messages_out += 1;
 }
 
@@ -120,10 +119,14 @@ fn lifetime(ttl: u32) -> Duration {
 impl Agent {
     /// Takes one service message datagram from `from` (a manager's UDP address).
     pub fn handle_datagram(&mut self, now: Timestamp, from: SocketAddr, payload: &[u8]) {
-        let message = match self.codec.open(from, payload) {
-            Ok(message) => message,
-            Err(rejection) => return self.stats.rejected.add(rejection.reason()),
-        };
+        match self.codec.open(from, payload) {
+            Ok(message) => self.handle_message(now, from, message),
+            Err(rejection) => self.stats.rejected.add(rejection.reason()),
+        }
+    }
+
+    /// Acts on an authenticated message from `from`.
+    pub(crate) fn handle_message(&mut self, now: Timestamp, from: SocketAddr, message: Message) {
         self.stats.messages_in += 1;
         match message {
             Message::WildcardUpdate(update) => self.on_wildcard_update(now, from, update),
@@ -268,12 +271,6 @@ impl Agent {
             },
         });
         self.stats.denies_sent += 1;
-        queue(
-            &mut self.codec,
-            &mut self.transmits,
-            &mut self.stats,
-            to,
-            &message,
-        );
+        queue(&mut self.outbox, &mut self.stats, to, message);
     }
 }

@@ -47,7 +47,7 @@ use std::collections::{HashMap, VecDeque};
 
 use foldhash::fast::FixedState;
 use tether_proto::{
-    AdvertiseAction, AuthConfig, Codec, CodecCounters, Identity, Timestamp, Transmit,
+    AdvertiseAction, AuthConfig, Codec, CodecCounters, Identity, Message, Timestamp, Transmit,
     WildcardAffinity,
 };
 use tether_wire::AffinityKey;
@@ -203,7 +203,8 @@ pub struct Agent {
     hold: HoldBuffer,
     fragments: FragmentMemory,
     address_stats: Map<IpAddr, TrafficStats>,
-    transmits: VecDeque<Transmit>,
+    /// Messages to send, sealed when polled.
+    outbox: VecDeque<(SocketAddr, Message)>,
     packets: VecDeque<OutPacket>,
     stats: AgentStats,
 }
@@ -229,7 +230,7 @@ impl Agent {
                 hasher,
             ),
             address_stats: Map::with_hasher(hasher),
-            transmits: VecDeque::new(),
+            outbox: VecDeque::new(),
             packets: VecDeque::new(),
             stats: AgentStats::default(),
             config,
@@ -270,7 +271,9 @@ impl Agent {
 
     /// The next service message to send.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.transmits.pop_front()
+        let (dest, message) = self.outbox.pop_front()?;
+        let payload = self.codec.seal(&message);
+        Some(Transmit { dest, payload })
     }
 
     /// The next IP packet to send: returned by a manager or released from the hold buffer.

@@ -2,10 +2,11 @@
 //! parse, fixed match, wildcard match, interest criteria, affinity handling.
 
 use core::net::SocketAddr;
+use std::collections::VecDeque;
 
 use tether_proto::{
-    AffinityIdentifier, Codec, Envelope, Identity, InterestBits, InterestMatch, MatchKind, Message,
-    Timestamp, Transmit,
+    AffinityIdentifier, Envelope, Identity, InterestBits, InterestMatch, MatchKind, Message,
+    Timestamp,
 };
 use tether_wire::packet::{self, PacketInfo};
 use tether_wire::{AffinityKey, Layer, WireError};
@@ -69,8 +70,7 @@ impl Agent {
             wildcards,
             fragments,
             hold,
-            codec,
-            transmits,
+            outbox,
             stats,
             address_stats,
             identity,
@@ -96,11 +96,7 @@ impl Agent {
             AffinityRef::Fixed { .. } => MatchKind::Fixed,
             AffinityRef::Wildcard(_) => MatchKind::Wildcard,
         };
-        let mut out = Outbox {
-            codec,
-            transmits,
-            stats,
-        };
+        let mut out = Outbox { outbox, stats };
         match decision {
             Interest::None => {}
             Interest::Notify(matched) => {
@@ -188,18 +184,12 @@ fn locate<'a>(
 }
 
 /// The parts of the agent that send service messages, borrowed apart from the tables.
-pub(crate) struct Outbox<'a> {
-    pub codec: &'a mut Codec,
-    pub transmits: &'a mut std::collections::VecDeque<Transmit>,
-    pub stats: &'a mut AgentStats,
+struct Outbox<'a> {
+    outbox: &'a mut VecDeque<(SocketAddr, Message)>,
+    stats: &'a mut AgentStats,
 }
 
 impl Outbox<'_> {
-    /// Seals `message` and queues it for `dest`.
-    pub fn send(&mut self, dest: SocketAddr, message: &Message) {
-        control::queue(self.codec, self.transmits, self.stats, dest, message);
-    }
-
     /// Sends an interest match about the packet of flow `key` to the affinity's manager.
     fn interest_match(
         &mut self,
@@ -230,6 +220,7 @@ impl Outbox<'_> {
             packet,
         });
         self.stats.interest_matches += 1;
-        self.send(interest::destination(criteria, affinity.manager), &message);
+        let dest = interest::destination(criteria, affinity.manager);
+        control::queue(self.outbox, self.stats, dest, message);
     }
 }

@@ -1,6 +1,8 @@
 //! The affinity tables and what their entries share: precedence rank and compiled actions.
 
 pub(crate) mod fixed;
+#[cfg(test)]
+mod matching_model;
 pub(crate) mod wildcard;
 
 use core::cmp::Reverse;

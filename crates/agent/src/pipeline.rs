@@ -46,12 +46,21 @@ impl Agent {
             Err(WireError::UnsupportedEtherType(_)) => return Verdict::NotOurs,
             Err(e) => return Verdict::Drop(e.into()),
         };
-        if meta.ethertype != ETHERTYPE_IPV4 && meta.ethertype != ETHERTYPE_IPV6 {
-            return Verdict::NotOurs;
-        }
+        let (version, layer) = match meta.ethertype {
+            ETHERTYPE_IPV4 => (4, Layer::Ipv4),
+            ETHERTYPE_IPV6 => (6, Layer::Ipv6),
+            _ => return Verdict::NotOurs,
+        };
         let Some(ip) = frame.get_mut(meta.l3_offset..) else {
             return Verdict::Drop(WireError::Truncated(Layer::Ethernet).into());
         };
+        match ip.first() {
+            None => return Verdict::Drop(WireError::Truncated(layer).into()),
+            Some(first) if first >> 4 != version => {
+                return Verdict::Drop(WireError::BadVersion.into());
+            }
+            Some(_) => {}
+        }
         let info = match PacketInfo::parse(ip) {
             Ok(info) => info,
             Err(e) => return Verdict::Drop(e.into()),

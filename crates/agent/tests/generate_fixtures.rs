@@ -4,6 +4,10 @@
 //!
 //! Regenerate with `cargo test -p tether-agent --test generate_fixtures -- --ignored`, then
 //! review the diff.
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
 
 mod common;
 
@@ -532,7 +536,7 @@ fn fixtures() -> Vec<Fixture> {
         about: "ICMPv6 packet too big from a router about a NAT'd TCP segment: rewritten inside,\nthe ICMPv6 checksum (with its pseudo-header) recomputed.",
         setup: nat_setup("tcp", C6, 40000, V6, 80, B6, 8080),
         before: vec![],
-        input: eth(&icmpv6(R6, C6, 64, big.clone(), &sent)),
+        input: eth(&icmpv6(R6, C6, 64, big, &sent)),
         verdict: forward(C6),
         counters: vec!["forwarded 1".into()],
         output: Some(eth(&icmpv6(R6, C6, 63, big, &seen))),

@@ -1,7 +1,12 @@
 //! Helpers shared by the agent's integration tests, fixture generator and benchmark: the
 //! affinity set-up language of the fixtures, frame building with etherparse, hex dumps.
-#![allow(dead_code, clippy::missing_panics_doc)]
+#![allow(
+    dead_code,
+    clippy::too_many_arguments,
+    reason = "shared by several test crates, each using a part; packet builders take every field"
+)]
 
+use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use etherparse::PacketBuilder;
@@ -305,11 +310,19 @@ pub fn from_hex(text: &str) -> Vec<u8> {
         .map(|l| l.split('#').next().unwrap_or(""))
         .flat_map(|l| l.chars().filter(|c| !c.is_whitespace()))
         .collect();
-    assert!(digits.len() % 2 == 0, "odd number of hex digits");
+    assert!(digits.len().is_multiple_of(2), "odd number of hex digits");
     (0..digits.len())
         .step_by(2)
         .map(|i| u8::from_str_radix(&digits[i..i + 2], 16).expect("hex digit"))
         .collect()
+}
+
+/// Bytes as one word of hex digits (for `packet=` in set-up lines).
+pub fn hex_word(bytes: &[u8]) -> String {
+    bytes.iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
 }
 
 /// A hex dump, 16 bytes a line, each line commented with its offset.
@@ -317,7 +330,7 @@ pub fn to_hex(bytes: &[u8]) -> String {
     let mut out = String::new();
     for (i, chunk) in bytes.chunks(16).enumerate() {
         let line: Vec<String> = chunk.iter().map(|b| format!("{b:02x}")).collect();
-        out.push_str(&format!("  {:<47}  # {:04x}\n", line.join(" "), i * 16));
+        let _ = writeln!(out, "  {:<47}  # {:04x}", line.join(" "), i * 16);
     }
     out
 }

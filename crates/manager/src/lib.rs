@@ -477,4 +477,6 @@ impl Manager {
 }
 
 #[cfg(test)]
+mod proptests;
+#[cfg(test)]
 mod tests;

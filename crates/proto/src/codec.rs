@@ -12,6 +12,8 @@ mod auth;
 mod decode;
 mod encode;
 mod error;
+#[cfg(test)]
+mod fixtures;
 mod replay;
 mod wire;
 

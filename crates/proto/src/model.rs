@@ -478,5 +478,19 @@ impl Message {
     }
 }
 
+impl Message {
+    /// The envelope (identity, interest data, unsupported required segments), for every
+    /// message type but IP packet only.
+    pub fn envelope(&self) -> Option<&Envelope> {
+        match self {
+            Self::WildcardUpdate(m) => Some(&m.envelope),
+            Self::FixedUpdate(m) => Some(&m.envelope),
+            Self::Deny(m) => Some(&m.envelope),
+            Self::InterestMatch(m) => Some(&m.envelope),
+            Self::IpPacketOnly(_) => None,
+        }
+    }
+}
+
 /// The unspecified IPv4 address, for "no address" fields.
 pub const UNSPECIFIED_V4: IpAddr = IpAddr::V4(Ipv4Addr::UNSPECIFIED);

@@ -225,7 +225,9 @@ impl Codec {
         bytes
     }
 
-    /// Decodes and authenticates a datagram from `from`; rejections are counted.
+    /// Decodes and authenticates a datagram from `from`; rejections are counted. The checks
+    /// and their order are those of `docs/protocol.md`, "Authentication"; in particular a
+    /// security segment with an unknown key id is ignored when authentication is not required.
     pub fn open(&mut self, from: SocketAddr, bytes: &[u8]) -> Result<Message, Rejection> {
         let result = self.open_uncounted(from, bytes);
         let c = &mut self.counters;

@@ -4,6 +4,7 @@
 use core::net::{IpAddr, SocketAddr};
 use core::time::Duration;
 
+use tether_proto::codec::AuthConfigError;
 use tether_proto::{AuthConfig, ServicePrecedence};
 use tether_wire::flow::{PROTO_TCP, PROTO_UDP};
 
@@ -11,9 +12,6 @@ use crate::prefix::Prefix;
 
 /// Maglev table size used when an operator has no reason to pick another (a prime).
 pub const DEFAULT_TABLE_SIZE: u32 = 65_537;
-
-/// The shortest secret the codec accepts for HMAC-SHA256.
-const MIN_SECRET_LEN: usize = 16;
 
 /// The longest host name an identity segment carries.
 const MAX_NAME_LEN: usize = 255;
@@ -166,17 +164,9 @@ pub enum ConfigError {
         /// `wildcard_ttl` or `fixed_ttl`.
         field: &'static str,
     },
-    /// The send key is not among the keys.
-    #[error("auth.send_key is {0} but no key has that id; add the key or change send_key")]
-    UnknownSendKey(u32),
-    /// A secret is too short for HMAC-SHA256.
-    #[error("auth key {id} has a {len}-byte secret; use at least 16 bytes")]
-    ShortSecret {
-        /// Key id.
-        id: u32,
-        /// Its length.
-        len: usize,
-    },
+    /// The authentication keys are unusable.
+    #[error("auth: {0}")]
+    Auth(#[from] AuthConfigError),
     /// Two services share a name.
     #[error("service name \"{0}\" is used twice; give each service its own name")]
     DuplicateService(String),
@@ -249,26 +239,11 @@ impl ManagerConfig {
                 return Err(ConfigError::ZeroTtl { field });
             }
         }
-        validate_auth(&self.auth)?;
+        self.auth.validate()?;
         for service in &self.services {
             service.validate()?;
         }
         validate_across_services(&self.services)
-    }
-}
-
-fn validate_auth(auth: &AuthConfig) -> Result<(), ConfigError> {
-    if let Some(id) = auth.send_key
-        && !auth.keys.iter().any(|k| k.id == id)
-    {
-        return Err(ConfigError::UnknownSendKey(id));
-    }
-    match auth.keys.iter().find(|k| k.secret.len() < MIN_SECRET_LEN) {
-        Some(k) => Err(ConfigError::ShortSecret {
-            id: k.id,
-            len: k.secret.len(),
-        }),
-        None => Ok(()),
     }
 }
 

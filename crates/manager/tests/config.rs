@@ -7,6 +7,7 @@ use tether_manager::{
     AdminState, BackendConfig, ConfigError, ForwardingMode, Manager, ManagerConfig, Protocol,
     SchedulerKind, ServiceConfig,
 };
+use tether_proto::codec::AuthConfigError;
 use tether_proto::{AuthConfig, Key, Timestamp};
 
 fn ip(s: &str) -> IpAddr {
@@ -148,7 +149,7 @@ fn manager_errors_name_the_field_at_fault() {
     );
     assert_eq!(
         error(|c| c.auth.send_key = Some(7)).0,
-        ConfigError::UnknownSendKey(7)
+        ConfigError::Auth(AuthConfigError::SendKeyMissing(7))
     );
     let short = Key {
         id: 1,
@@ -156,7 +157,7 @@ fn manager_errors_name_the_field_at_fault() {
     };
     assert_eq!(
         error(|c| c.auth.keys.push(short)).0,
-        ConfigError::ShortSecret { id: 1, len: 8 }
+        ConfigError::Auth(AuthConfigError::ShortSecret { id: 1, len: 8 })
     );
     assert_eq!(
         error(|c| c.name = "x".repeat(256)).0,

@@ -36,6 +36,9 @@ mod field {
     pub const HEADER_LEN: usize = 8;
 }
 
+/// Offset of the checksum field, for code that handles a quoted header without a view.
+pub const CHECKSUM_OFFSET: usize = field::CHECKSUM.start;
+
 /// Whether ICMPv6 `icmp_type` is an error message that quotes the offending packet.
 pub fn is_error(icmp_type: u8) -> bool {
     matches!(

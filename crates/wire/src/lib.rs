@@ -20,6 +20,7 @@ pub mod ipv6;
 pub mod ipv6ext;
 pub mod nat;
 pub mod packet;
+mod quote;
 pub mod tcp;
 pub mod udp;
 

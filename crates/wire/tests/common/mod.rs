@@ -116,13 +116,14 @@ pub fn build(spec: &Spec) -> Vec<u8> {
                 TcpOptionElement::Noop,
                 TcpOptionElement::WindowScale(7),
             ];
-            step = step.options(&options).unwrap();
+            step = step.options(&options).expect("options fit");
         }
-        step.write(&mut out, &spec.payload).unwrap();
+        step.write(&mut out, &spec.payload)
+            .expect("writing to a Vec");
     } else {
         ip.udp(spec.src_port, spec.dst_port)
             .write(&mut out, &spec.payload)
-            .unwrap();
+            .expect("writing to a Vec");
     }
     if spec.udp_no_checksum {
         out[26..28].fill(0);
@@ -154,7 +155,7 @@ pub fn insert_ip_extension(packet: &mut Vec<u8>, v6: bool) {
 /// Sets the IPv4 header checksum with etherparse's computation.
 pub fn fix_ipv4_header_checksum(packet: &mut [u8]) {
     let header = etherparse::Ipv4HeaderSlice::from_slice(packet)
-        .unwrap()
+        .expect("an IPv4 header")
         .to_header();
     let sum = header.calc_header_checksum();
     packet[10..12].copy_from_slice(&sum.to_be_bytes());
@@ -177,14 +178,14 @@ pub fn assert_checksums_valid(ip: &[u8], udp_no_checksum: bool) {
         (TransportHeader::Tcp(t), NetHeaders::Ipv4(h, _)) => {
             assert_eq!(
                 t.checksum,
-                t.calc_checksum_ipv4(h, payload).unwrap(),
+                t.calc_checksum_ipv4(h, payload).expect("small packet"),
                 "TCP/IPv4"
             );
         }
         (TransportHeader::Tcp(t), NetHeaders::Ipv6(h, _)) => {
             assert_eq!(
                 t.checksum,
-                t.calc_checksum_ipv6(h, payload).unwrap(),
+                t.calc_checksum_ipv6(h, payload).expect("small packet"),
                 "TCP/IPv6"
             );
         }
@@ -194,7 +195,7 @@ pub fn assert_checksums_valid(ip: &[u8], udp_no_checksum: bool) {
             } else {
                 assert_eq!(
                     u.checksum,
-                    u.calc_checksum_ipv4(h, payload).unwrap(),
+                    u.calc_checksum_ipv4(h, payload).expect("small packet"),
                     "UDP/IPv4"
                 );
             }
@@ -202,7 +203,7 @@ pub fn assert_checksums_valid(ip: &[u8], udp_no_checksum: bool) {
         (TransportHeader::Udp(u), NetHeaders::Ipv6(h, _)) => {
             assert_eq!(
                 u.checksum,
-                u.calc_checksum_ipv6(h, payload).unwrap(),
+                u.calc_checksum_ipv6(h, payload).expect("small packet"),
                 "UDP/IPv6"
             );
         }
@@ -211,7 +212,7 @@ pub fn assert_checksums_valid(ip: &[u8], udp_no_checksum: bool) {
         }
         (TransportHeader::Icmpv6(i), NetHeaders::Ipv6(h, _)) => {
             let expected = i.icmp_type.calc_checksum(h.source, h.destination, payload);
-            assert_eq!(i.checksum, expected.unwrap(), "ICMPv6");
+            assert_eq!(i.checksum, expected.expect("small packet"), "ICMPv6");
         }
         (other, _) => panic!("unexpected transport {other:?}"),
     }

@@ -213,15 +213,17 @@ fn apply_icmp_error(
     inner_offset: usize,
     rewrite: &Rewrite,
 ) -> Result<(), WireError> {
-    let flow = info.lookup_key();
+    // Parsed before anything is written, so a bad quote leaves the packet untouched.
+    let quoted = ip
+        .get(inner_offset..)
+        .ok_or(WireError::Truncated(Layer::IcmpInner))?;
+    let inner = quote::parse(info.version, quoted)?;
+    let flow = inner.key.reversed();
     let outer_src = rewrite.src.filter(|_| info.src == flow.src);
     let outer_dst = rewrite.dst.filter(|_| info.dst == flow.dst);
     rewrite_ip_header(ip, info.version, outer_src, outer_dst)?;
 
-    let quoted = ip
-        .get_mut(inner_offset..)
-        .ok_or(WireError::Truncated(Layer::IcmpInner))?;
-    let inner = quote::parse(info.version, quoted)?;
+    let quoted = ip.get_mut(inner_offset..).unwrap_or(&mut []);
     let addrs = rewrite_ip_header(quoted, info.version, rewrite.dst, rewrite.src)?;
     if inner.has_transport {
         let l4 = quoted.get_mut(inner.l4_offset..).unwrap_or(&mut []);
@@ -305,4 +307,117 @@ pub fn decrement_ttl(ip: &mut [u8], info: &PacketInfo) -> Result<bool, WireError
         }
     }
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checksum;
+    use crate::packet::Fragment;
+
+    /// IPv4 TCP SYN 10.0.0.1:40000 -> 10.0.0.2:80, seq 0x01020304, MSS option, valid checksums.
+    const SYN_V4: [u8; 44] = [
+        0x45, 0x00, 0x00, 0x2c, 0x12, 0x34, 0x40, 0x00, 0x40, 0x06, 0x14, 0x96, 0x0a, 0x00, 0x00,
+        0x01, 0x0a, 0x00, 0x00, 0x02, //
+        0x9c, 0x40, 0x00, 0x50, 0x01, 0x02, 0x03, 0x04, 0x00, 0x00, 0x00, 0x00, 0x60, 0x02, 0xff,
+        0xff, 0xe3, 0x8d, 0x00, 0x00, 0x02, 0x04, 0x05, 0xb4,
+    ];
+
+    fn tcp_checksum_is_valid(packet: &[u8]) -> bool {
+        let src = core::net::Ipv4Addr::new(packet[12], packet[13], packet[14], packet[15]);
+        let dst = core::net::Ipv4Addr::new(packet[16], packet[17], packet[18], packet[19]);
+        let stored = u16::from_be_bytes([packet[36], packet[37]]);
+        stored == checksum::tcp_v4(src, dst, &packet[20..])
+    }
+
+    #[test]
+    fn destination_nat_rewrites_address_port_and_both_checksums() {
+        let mut packet = SYN_V4;
+        let info = PacketInfo::parse(&packet).unwrap();
+        let rewrite = Rewrite {
+            dst: Some(IpAddr::from([192, 168, 7, 7])),
+            dst_port: Some(8080),
+            ..Rewrite::default()
+        };
+        apply(&mut packet, &info, &rewrite).unwrap();
+        let after = PacketInfo::parse(&packet).unwrap();
+        assert_eq!(
+            after.key().to_string(),
+            "tcp 10.0.0.1:40000 -> 192.168.7.7:8080"
+        );
+        assert!(tcp_checksum_is_valid(&packet));
+        assert_eq!(&packet[40..], &SYN_V4[40..], "options stay as they were");
+    }
+
+    #[test]
+    fn non_first_fragment_gets_addresses_only() {
+        let mut packet = SYN_V4;
+        let mut info = PacketInfo::parse(&packet).unwrap();
+        info.fragment = Some(Fragment {
+            id: 0x1234,
+            offset: 1,
+            more: false,
+        });
+        info.transport = Transport::Opaque;
+        let rewrite = Rewrite {
+            src: Some(IpAddr::from([1, 2, 3, 4])),
+            src_port: Some(1),
+            ..Rewrite::default()
+        };
+        apply(&mut packet, &info, &rewrite).unwrap();
+        assert_eq!(&packet[12..16], &[1, 2, 3, 4]);
+        assert_eq!(
+            &packet[20..],
+            &SYN_V4[20..],
+            "fragment data is not a TCP header"
+        );
+        assert!(
+            Ipv4Packet::new_checked(&packet[..])
+                .unwrap()
+                .verify_checksum()
+        );
+    }
+
+    #[test]
+    fn sequence_before_the_initial_value_is_not_adjusted() {
+        let mut packet = SYN_V4;
+        let info = PacketInfo::parse(&packet).unwrap();
+        adjust_sequence(&mut packet, &info, 1000, 0x0102_0305, 0, 0).unwrap();
+        assert_eq!(packet, SYN_V4);
+    }
+
+    #[test]
+    fn sequence_adjust_treats_wrapped_numbers_as_after_the_initial_value() {
+        let mut packet = SYN_V4;
+        let info = PacketInfo::parse(&packet).unwrap();
+        adjust_sequence(&mut packet, &info, 0x10, 0xffff_fff0, 5, 0).unwrap();
+        assert_eq!(&packet[24..28], &0x0102_0314u32.to_be_bytes());
+        assert_eq!(&packet[28..32], &5u32.to_be_bytes());
+        assert!(tcp_checksum_is_valid(&packet));
+    }
+
+    #[test]
+    fn ttl_of_one_is_not_forwarded_and_left_alone() {
+        let mut packet = SYN_V4;
+        packet[8] = 1;
+        let sum = checksum::ipv4_header(&packet[..20]);
+        packet[10..12].copy_from_slice(&sum.to_be_bytes());
+        let info = PacketInfo::parse(&packet).unwrap();
+        let before = packet;
+        assert_eq!(decrement_ttl(&mut packet, &info), Ok(false));
+        assert_eq!(packet, before);
+    }
+
+    #[test]
+    fn info_that_does_not_fit_the_buffer_is_an_error_not_a_panic() {
+        let info = PacketInfo::parse(&SYN_V4).unwrap();
+        let mut short = SYN_V4;
+        let rewrite = Rewrite {
+            dst_port: Some(1),
+            ..Rewrite::default()
+        };
+        assert!(apply(&mut short[..30], &info, &rewrite).is_err());
+        assert!(adjust_sequence(&mut short[..30], &info, 1, 0, 1, 0).is_err());
+        assert!(decrement_ttl(&mut short[..10], &info).is_err());
+    }
 }

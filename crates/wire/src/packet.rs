@@ -341,3 +341,168 @@ fn parse_udp(l4: &[u8], first_fragment: bool) -> Result<Transport, WireError> {
         payload_len,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ipv4::Ipv4Packet;
+
+    /// IPv4 TCP SYN 10.0.0.1:40000 -> 10.0.0.2:80, seq 0x01020304, MSS option, valid checksums.
+    const SYN_V4: [u8; 44] = [
+        0x45, 0x00, 0x00, 0x2c, 0x12, 0x34, 0x40, 0x00, 0x40, 0x06, 0x14, 0x96, 0x0a, 0x00, 0x00,
+        0x01, 0x0a, 0x00, 0x00, 0x02, //
+        0x9c, 0x40, 0x00, 0x50, 0x01, 0x02, 0x03, 0x04, 0x00, 0x00, 0x00, 0x00, 0x60, 0x02, 0xff,
+        0xff, 0xe3, 0x8d, 0x00, 0x00, 0x02, 0x04, 0x05, 0xb4,
+    ];
+
+    fn with_fixed_header_checksum(mut packet: [u8; 44]) -> [u8; 44] {
+        Ipv4Packet::new_checked(&mut packet[..])
+            .unwrap()
+            .fill_checksum();
+        packet
+    }
+
+    fn frame(ethertype: [u8; 2], ip: &[u8]) -> Vec<u8> {
+        let mut frame = vec![2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x81, 0x00, 0x00, 0x07];
+        frame.extend_from_slice(&ethertype);
+        frame.extend_from_slice(ip);
+        frame
+    }
+
+    #[test]
+    fn tcp_syn_is_parsed_into_key_flags_and_offsets() {
+        let info = PacketInfo::parse(&SYN_V4).unwrap();
+        assert_eq!(info.version, IpVersion::V4);
+        assert_eq!((info.l4_offset, info.total_len), (20, 44));
+        assert_eq!(info.fragment, None);
+        assert_eq!(
+            info.transport,
+            Transport::Tcp {
+                src_port: 40000,
+                dst_port: 80,
+                seq: 0x0102_0304,
+                ack: 0,
+                flags: tcp_flags::SYN,
+                payload_len: 0,
+            }
+        );
+        assert_eq!(info.key().to_string(), "tcp 10.0.0.1:40000 -> 10.0.0.2:80");
+        assert_eq!(info.lookup_key(), info.key());
+    }
+
+    #[test]
+    fn vlan_tagged_frame_yields_the_ip_offset() {
+        let frame = frame([0x08, 0x00], &SYN_V4);
+        let meta = parse_ethernet(&frame).unwrap();
+        assert_eq!(
+            meta,
+            FrameMeta {
+                l3_offset: 18,
+                ethertype: 0x0800,
+                vlan: Some(7)
+            }
+        );
+        let (_, info) = parse_frame(&frame).unwrap();
+        assert_eq!(info.key().dst_port, 80);
+    }
+
+    #[test]
+    fn frame_whose_ip_version_disagrees_with_the_ethertype_is_rejected() {
+        let frame = frame([0x86, 0xdd], &SYN_V4);
+        assert_eq!(parse_frame(&frame), Err(WireError::BadVersion));
+    }
+
+    #[test]
+    fn frame_that_is_not_ip_is_unsupported() {
+        let frame = frame([0x08, 0x06], &[0; 28]);
+        assert_eq!(
+            parse_frame(&frame),
+            Err(WireError::UnsupportedEtherType(0x0806))
+        );
+    }
+
+    #[test]
+    fn unknown_ip_version_is_unsupported() {
+        let mut packet = SYN_V4;
+        packet[0] = 0x55;
+        assert_eq!(
+            PacketInfo::parse(&packet),
+            Err(WireError::UnsupportedEtherType(5))
+        );
+        assert_eq!(
+            PacketInfo::parse(&[]),
+            Err(WireError::Truncated(Layer::Ipv4))
+        );
+    }
+
+    #[test]
+    fn wrong_ipv4_header_checksum_is_rejected() {
+        let mut packet = SYN_V4;
+        packet[11] ^= 1;
+        assert_eq!(
+            PacketInfo::parse(&packet),
+            Err(WireError::BadHeaderChecksum)
+        );
+    }
+
+    #[test]
+    fn ihl_beyond_the_total_length_is_rejected() {
+        let mut packet = SYN_V4;
+        packet[3] = 16;
+        assert_eq!(
+            PacketInfo::parse(&with_fixed_header_checksum(packet)),
+            Err(WireError::BadIhl)
+        );
+    }
+
+    #[test]
+    fn malformed_tcp_option_is_rejected() {
+        let mut packet = SYN_V4;
+        packet[41] = 1;
+        assert_eq!(PacketInfo::parse(&packet), Err(WireError::BadOptions));
+    }
+
+    #[test]
+    fn tcp_data_offset_past_the_segment_is_rejected() {
+        let mut packet = SYN_V4;
+        packet[32] = 0x70;
+        assert_eq!(PacketInfo::parse(&packet), Err(WireError::BadDataOffset));
+    }
+
+    #[test]
+    fn udp_length_beyond_the_ip_payload_is_rejected() {
+        let mut packet = SYN_V4;
+        packet[9] = 17;
+        packet[24..26].copy_from_slice(&25u16.to_be_bytes());
+        assert_eq!(
+            PacketInfo::parse(&with_fixed_header_checksum(packet)),
+            Err(WireError::BadUdpLength)
+        );
+    }
+
+    #[test]
+    fn unknown_protocol_is_opaque_with_ports_zero() {
+        let mut packet = SYN_V4;
+        packet[9] = 47;
+        let info = PacketInfo::parse(&with_fixed_header_checksum(packet)).unwrap();
+        assert_eq!(info.transport, Transport::Opaque);
+        assert_eq!((info.key().protocol, info.key().src_port), (47, 0));
+    }
+
+    #[test]
+    fn ipv4_non_first_fragment_is_opaque() {
+        let mut packet = SYN_V4;
+        packet[6..8].copy_from_slice(&0x0002u16.to_be_bytes());
+        let info = PacketInfo::parse(&with_fixed_header_checksum(packet)).unwrap();
+        assert_eq!(info.transport, Transport::Opaque);
+        assert_eq!(
+            info.fragment,
+            Some(Fragment {
+                id: 0x1234,
+                offset: 2,
+                more: false
+            })
+        );
+        assert!(info.is_non_first_fragment());
+    }
+}

@@ -9,6 +9,7 @@
 
 mod bytes;
 
+pub mod arp;
 pub mod checksum;
 pub mod error;
 pub mod ethernet;

@@ -149,7 +149,7 @@ pub fn update_ipv6_addr(checksum: u16, old: Ipv6Addr, new: Ipv6Addr) -> u16 {
 mod tests {
     use super::*;
 
-    /// The IPv4 header from RFC 1071's worked examples era: a classic textbook header.
+    /// A textbook IPv4 header (UDP, 192.168.0.1 -> 192.168.0.199) with its known checksum.
     const IPV4_HEADER: [u8; 20] = [
         0x45, 0x00, 0x00, 0x73, 0x00, 0x00, 0x40, 0x00, 0x40, 0x11, 0xb8, 0x61, 0xc0, 0xa8, 0x00,
         0x01, 0xc0, 0xa8, 0x00, 0xc7,

@@ -100,6 +100,12 @@ impl<T: AsRef<[u8]>> Icmpv4Packet<T> {
         self.data().get(field::HEADER_LEN..).unwrap_or(&[])
     }
 
+    /// For an error message, the quoted start of the packet that caused it (its IP header
+    /// first); `None` for other messages.
+    pub fn embedded_packet(&self) -> Option<&[u8]> {
+        self.is_error().then(|| self.payload())
+    }
+
     /// Whether the checksum over the whole buffer verifies.
     pub fn verify_checksum(&self) -> bool {
         checksum::verifies(0, self.data())
@@ -145,6 +151,7 @@ mod tests {
         assert_eq!(message.msg_type(), ECHO_REQUEST);
         assert_eq!(message.code(), 0);
         assert!(!message.is_error());
+        assert_eq!(message.embedded_packet(), None);
         assert_eq!(message.echo_ident(), 0x1234);
         assert_eq!(message.echo_seq(), 1);
         assert_eq!(message.payload(), b"hi");
@@ -157,7 +164,10 @@ mod tests {
         assert!(message.is_error());
         assert_eq!(message.code(), CODE_FRAG_NEEDED);
         assert_eq!(message.next_hop_mtu(), 1400);
-        assert_eq!(message.payload(), &[0x45, 0x00, 0x05, 0xdc]);
+        assert_eq!(
+            message.embedded_packet(),
+            Some(&[0x45, 0x00, 0x05, 0xdc][..])
+        );
     }
 
     #[test]

@@ -112,6 +112,12 @@ impl<T: AsRef<[u8]>> Icmpv6Packet<T> {
         self.data().get(field::HEADER_LEN..).unwrap_or(&[])
     }
 
+    /// For an error message, the quoted start of the packet that caused it (its IP header
+    /// first); `None` for other messages.
+    pub fn embedded_packet(&self) -> Option<&[u8]> {
+        self.is_error().then(|| self.payload())
+    }
+
     /// Whether the checksum over the pseudo-header and the whole buffer verifies.
     pub fn verify_checksum(&self, src: Ipv6Addr, dst: Ipv6Addr) -> bool {
         let data = self.data();
@@ -163,7 +169,7 @@ mod tests {
         assert_eq!(message.msg_type(), PACKET_TOO_BIG);
         assert!(message.is_error());
         assert_eq!(message.mtu(), 1280);
-        assert_eq!(message.payload(), &[0x60, 0, 0, 0]);
+        assert_eq!(message.embedded_packet(), Some(&[0x60, 0, 0, 0][..]));
     }
 
     #[test]

@@ -77,20 +77,24 @@ struct PacketFacts {
     key: AffinityKey,
     /// Whether it may start a flow: a TCP SYN without ACK, or a UDP datagram.
     starts_flow: bool,
+    /// Whether it ends the flow: a TCP FIN or RST.
+    ends_flow: bool,
 }
 
 impl PacketFacts {
     fn of(info: &PacketInfo) -> Self {
-        let starts_flow = match info.transport {
-            Transport::Tcp { flags, .. } => {
-                flags & tcp_flags::SYN != 0 && flags & tcp_flags::ACK == 0
-            }
-            Transport::Udp { .. } => true,
-            _ => false,
+        let (starts_flow, ends_flow) = match info.transport {
+            Transport::Tcp { flags, .. } => (
+                flags & tcp_flags::SYN != 0 && flags & tcp_flags::ACK == 0,
+                flags & (tcp_flags::FIN | tcp_flags::RST) != 0,
+            ),
+            Transport::Udp { .. } => (true, false),
+            _ => (false, false),
         };
         Self {
             key: info.lookup_key(),
             starts_flow,
+            ends_flow,
         }
     }
 }
@@ -357,10 +361,19 @@ impl Manager {
     /// Decides on a packet an agent handed over.
     fn on_packet(&mut self, now: Timestamp, from: SocketAddr, facts: PacketFacts, packet: Vec<u8>) {
         let key = facts.key;
-        if self.flows.get(&key).is_some() {
-            self.send_fixed_again(now, from, key, Direction::Forward, Some(packet));
-        } else if let Some(forward) = self.flows.forward_key_of_return(&key) {
-            self.send_fixed_again(now, from, forward, Direction::Return, Some(packet));
+        let known = if self.flows.get(&key).is_some() {
+            Some((key, Direction::Forward))
+        } else {
+            self.flows
+                .forward_key_of_return(&key)
+                .map(|forward| (forward, Direction::Return))
+        };
+        if let Some((forward, direction)) = known {
+            self.send_fixed_again(now, from, forward, direction, Some(packet));
+            // The agent asked with the packet, so no separate FIN or RST notice will follow.
+            if facts.ends_flow {
+                self.close_flow(now, &forward);
+            }
         } else if let Some(s) = self.services.iter().position(|svc| svc.is_forward(&key)) {
             if facts.starts_flow {
                 self.new_flow(now, from, s, key, packet);
@@ -439,12 +452,7 @@ impl Manager {
             return;
         };
         if id.matched.intersects(InterestBits::FIN | InterestBits::RST) {
-            if self.flows.close(now, &forward) {
-                if let Some(flow) = self.flows.get(&forward) {
-                    self.services[flow.service].active[flow.backend] -= 1;
-                }
-                self.counters.flows_closed += 1;
-            }
+            self.close_flow(now, &forward);
         } else {
             let direction = if forward == id.key {
                 Direction::Forward
@@ -452,6 +460,16 @@ impl Manager {
                 Direction::Return
             };
             self.send_fixed_again(now, from, forward, direction, None);
+        }
+    }
+
+    /// Starts the sticky time of a flow; the first FIN or RST takes it off the active count.
+    fn close_flow(&mut self, now: Timestamp, forward: &AffinityKey) {
+        if self.flows.close(now, forward) {
+            if let Some(flow) = self.flows.get(forward) {
+                self.services[flow.service].active[flow.backend] -= 1;
+            }
+            self.counters.flows_closed += 1;
         }
     }
 

@@ -81,7 +81,7 @@ proptest! {
             now += Duration::from_secs(step);
             let key = tests_key(port);
             match kind {
-                0 | 1 => m.on_packet(now, AGENT.parse().unwrap(), PacketFacts { key, starts_flow: kind == 0 }, vec![]),
+                0 | 1 => m.on_packet(now, AGENT.parse().unwrap(), PacketFacts { key, starts_flow: kind == 0, ends_flow: kind == 1 && port % 2 == 1 }, vec![]),
                 2 => m.handle_message(now, AGENT.parse().unwrap(), Message::InterestMatch(InterestMatch {
                     kind: MatchKind::Fixed,
                     identifier: AffinityIdentifier { key, dispatch: false, information: false, matched: InterestBits::FIN },

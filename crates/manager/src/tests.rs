@@ -103,6 +103,7 @@ fn syn(key: AffinityKey) -> PacketFacts {
     PacketFacts {
         key,
         starts_flow: true,
+        ends_flow: false,
     }
 }
 
@@ -110,6 +111,7 @@ fn mid_flow(key: AffinityKey) -> PacketFacts {
     PacketFacts {
         key,
         starts_flow: false,
+        ends_flow: false,
     }
 }
 
@@ -460,6 +462,23 @@ fn flows_outlive_the_agents_copies_and_the_sticky_time() {
     m.handle_timeout(at(171));
     assert!(m.flow(&client(3)).is_none());
     assert_eq!(m.status().counters.flows_closed, 1);
+    assert_eq!(active(&m), [0, 0, 0]);
+}
+
+#[test]
+fn a_fin_handed_over_with_its_packet_closes_the_flow_too() {
+    let mut m = manager(ForwardingMode::Nat, SchedulerKind::WeightedRoundRobin);
+    packet(&mut m, at(0), AGENT, syn(client(1)));
+    let fin = PacketFacts {
+        key: client(1),
+        starts_flow: false,
+        ends_flow: true,
+    };
+    let out = packet(&mut m, at(100), AGENT, fin);
+    assert_eq!(forward_of(&out), ip("10.0.0.1"));
+    let flow = m.flow(&client(1)).unwrap();
+    assert!(flow.closing);
+    assert_eq!(flow.expires, at(162));
     assert_eq!(active(&m), [0, 0, 0]);
 }
 

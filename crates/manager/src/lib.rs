@@ -369,7 +369,7 @@ impl Manager {
                 .map(|forward| (forward, Direction::Return))
         };
         if let Some((forward, direction)) = known {
-            self.send_fixed_again(now, from, forward, direction, Some(packet));
+            self.send_fixed(now, from, forward, direction, Some(packet));
             // The agent asked with the packet, so no separate FIN or RST notice will follow.
             if facts.ends_flow {
                 self.close_flow(now, &forward);
@@ -406,20 +406,13 @@ impl Manager {
         let return_key = svc.return_key(&key, b);
         self.flows.insert(now, key, s, b, return_key);
         self.counters.flows_created += 1;
-        // The return affinity goes first, so it is installed before the forwarded packet can
-        // draw a reply from the backend.
-        if let Some(r) = return_key {
-            let update = self.stamp.return_fixed(&svc.config, r, None);
-            self.queue_fixed(from, update);
-        }
-        let update = self
-            .stamp
-            .forward_fixed(&self.services[s].config, b, key, Some(packet));
-        self.queue_fixed(from, update);
+        self.send_fixed(now, from, key, Direction::Forward, Some(packet));
     }
 
-    /// Sends the stored decision for a known flow again, which also renews the flow.
-    fn send_fixed_again(
+    /// Sends the stored decision for a flow, which also renews it. A forward affinity of a NAT
+    /// flow goes with the return affinity ahead of it, so the return affinity is installed
+    /// before the forwarded packet can draw a reply from the backend.
+    fn send_fixed(
         &mut self,
         now: Timestamp,
         to: SocketAddr,
@@ -435,13 +428,21 @@ impl Manager {
             self.counters.dropped.backend_disabled += 1;
             return;
         }
-        let update = match (direction, flow.return_key) {
-            (Direction::Return, Some(r)) => self.stamp.return_fixed(&svc.config, r, packet),
-            _ => self
-                .stamp
-                .forward_fixed(&svc.config, flow.backend, forward, packet),
+        let updates = match (direction, flow.return_key) {
+            (Direction::Return, Some(r)) => {
+                vec![self.stamp.return_fixed(&svc.config, r, packet)]
+            }
+            (_, return_key) => return_key
+                .map(|r| self.stamp.return_fixed(&svc.config, r, None))
+                .into_iter()
+                .chain([self
+                    .stamp
+                    .forward_fixed(&svc.config, flow.backend, forward, packet)])
+                .collect(),
         };
-        self.queue_fixed(to, update);
+        for update in updates {
+            self.queue_fixed(to, update);
+        }
         self.flows.fixed_sent(now, &forward);
     }
 
@@ -459,7 +460,7 @@ impl Manager {
             } else {
                 Direction::Return
             };
-            self.send_fixed_again(now, from, forward, direction, None);
+            self.send_fixed(now, from, forward, direction, None);
         }
     }
 

@@ -181,7 +181,8 @@ impl World {
 
     /// Injects a datagram as if `from` had sent it to `to` (forgeries and replays).
     pub fn inject_datagram(&mut self, from: SocketAddr, to: SocketAddr, payload: Vec<u8>) {
-        self.net.send(self.now, from, Transmit { dest: to, payload });
+        self.net
+            .send(self.now, from, Transmit { dest: to, payload });
     }
 
     /// Runs every event up to `now + d`, then sets the clock there.

@@ -10,8 +10,7 @@ use tether_agent::Verdict;
 use tether_manager::SchedulerKind;
 use tether_proto::codec::encode;
 use tether_proto::{
-    Actions, AuthConfig, Codec, Envelope, Key, Message, WildcardAffinity,
-    WildcardUpdate,
+    Actions, AuthConfig, Codec, Envelope, Key, Message, WildcardAffinity, WildcardUpdate,
 };
 
 /// A wildcard that would swallow every packet an agent sees, if an agent believed it.
@@ -40,11 +39,19 @@ fn hijack() -> Message {
 
 #[test]
 fn a_message_signed_with_the_wrong_key_is_dropped_and_counted() {
-    let (mut world, _, a1, _) = world(vec![service("web", VIP4, &BACKENDS4, SchedulerKind::MAGLEV)]);
+    let (mut world, _, a1, _) = world(vec![service(
+        "web",
+        VIP4,
+        &BACKENDS4,
+        SchedulerKind::MAGLEV,
+    )]);
     let wildcards = world.agent(a1).sm.wildcard_affinities().count();
     let mut forger = Codec::new(
         AuthConfig {
-            keys: vec![Key { id: 1, secret: b"not-the-cluster-secret-at-all!!".to_vec() }],
+            keys: vec![Key {
+                id: 1,
+                secret: b"not-the-cluster-secret-at-all!!".to_vec(),
+            }],
             send_key: Some(1),
             require: true,
         },
@@ -56,19 +63,38 @@ fn a_message_signed_with_the_wrong_key_is_dropped_and_counted() {
 
     let stats = world.agent(a1).sm.stats().clone();
     assert_eq!(stats.rejected.get("bad_mac"), 1, "forged message counted");
-    assert_eq!(stats.rejected.get("unsigned"), 1, "unsigned message counted");
-    assert_eq!(world.agent(a1).sm.wildcard_affinities().count(), wildcards, "nothing installed");
+    assert_eq!(
+        stats.rejected.get("unsigned"),
+        1,
+        "unsigned message counted"
+    );
+    assert_eq!(
+        world.agent(a1).sm.wildcard_affinities().count(),
+        wildcards,
+        "nothing installed"
+    );
 
     // Traffic the forged wildcard would have swallowed still goes where it should.
-    let stray = Segment::new(SocketAddr::new(ip(CLIENT4), 1234), SocketAddr::new(ip("203.0.113.9"), 22));
+    let stray = Segment::new(
+        SocketAddr::new(ip(CLIENT4), 1234),
+        SocketAddr::new(ip("203.0.113.9"), 22),
+    );
     assert_eq!(world.inject_frame(a1, stray.frame()), Verdict::NotOurs);
 }
 
 #[test]
 fn replayed_messages_are_dropped_and_counted_by_agents_and_managers() {
-    let (mut world, m, a1, _) = world(vec![service("web", VIP4, &BACKENDS4, SchedulerKind::MAGLEV)]);
+    let (mut world, m, a1, _) = world(vec![service(
+        "web",
+        VIP4,
+        &BACKENDS4,
+        SchedulerKind::MAGLEV,
+    )]);
     let vip = SocketAddr::new(ip(VIP4), 80);
-    let syn = Segment { syn: true, ..Segment::new(SocketAddr::new(ip(CLIENT4), 42_000), vip) };
+    let syn = Segment {
+        syn: true,
+        ..Segment::new(SocketAddr::new(ip(CLIENT4), 42_000), vip)
+    };
     assert_eq!(world.inject_frame(a1, syn.frame()), Verdict::ToManager);
     world.settle(Duration::from_secs(1));
     assert_eq!(world.take_emitted(a1).len(), 1);
@@ -91,7 +117,10 @@ fn replayed_messages_are_dropped_and_counted_by_agents_and_managers() {
     world.settle(Duration::from_secs(1));
 
     assert_eq!(world.agent(a1).sm.stats().rejected.get("replayed"), 1);
-    assert!(world.take_emitted(a1).is_empty(), "the replayed packet was not sent again");
+    assert!(
+        world.take_emitted(a1).is_empty(),
+        "the replayed packet was not sent again"
+    );
     let counters = world.manager(m).sm.status().counters;
     assert_eq!(counters.rejected.get("replayed").copied(), Some(1));
     assert_eq!(counters.flows_created, 1);
@@ -99,14 +128,35 @@ fn replayed_messages_are_dropped_and_counted_by_agents_and_managers() {
 
 #[test]
 fn every_message_on_the_network_is_signed() {
-    let (mut world, _, a1, _) = world(vec![service("web", VIP4, &BACKENDS4, SchedulerKind::MAGLEV)]);
-    let syn = Segment { syn: true, ..Segment::new(SocketAddr::new(ip(CLIENT4), 42_001), SocketAddr::new(ip(VIP4), 80)) };
+    let (mut world, _, a1, _) = world(vec![service(
+        "web",
+        VIP4,
+        &BACKENDS4,
+        SchedulerKind::MAGLEV,
+    )]);
+    let syn = Segment {
+        syn: true,
+        ..Segment::new(
+            SocketAddr::new(ip(CLIENT4), 42_001),
+            SocketAddr::new(ip(VIP4), 80),
+        )
+    };
     world.inject_frame(a1, syn.frame());
     world.settle(Duration::from_secs(1));
-    let mut verifier = Codec::new(auth(), 0);
+    // One verifier per receiver: a multicast wildcard reaches each agent with one sequence number.
+    let mut verifiers = std::collections::BTreeMap::new();
     for datagram in world.delivered() {
+        let verifier = verifiers
+            .entry(datagram.to)
+            .or_insert_with(|| Codec::new(auth(), 0));
         let message = verifier.open(datagram.from, &datagram.payload);
-        assert!(message.is_ok(), "{message:?}: every message verifies with the cluster key");
+        assert!(
+            message.is_ok(),
+            "{message:?}: every message verifies with the cluster key"
+        );
     }
-    assert!(world.delivered().len() >= 4, "wildcards, interest match and fixed updates crossed");
+    assert!(
+        world.delivered().len() >= 4,
+        "wildcards, interest match and fixed updates crossed"
+    );
 }

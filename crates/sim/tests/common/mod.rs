@@ -49,7 +49,12 @@ pub fn auth() -> AuthConfig {
     }
 }
 
-pub fn service(name: &str, vip: &str, backends: &[&str], scheduler: SchedulerKind) -> ServiceConfig {
+pub fn service(
+    name: &str,
+    vip: &str,
+    backends: &[&str],
+    scheduler: SchedulerKind,
+) -> ServiceConfig {
     let vip = ip(vip);
     ServiceConfig {
         name: name.into(),
@@ -57,7 +62,11 @@ pub fn service(name: &str, vip: &str, backends: &[&str], scheduler: SchedulerKin
         port: 80,
         protocol: Protocol::Tcp,
         client_domain: (
-            if vip.is_ipv4() { ip("0.0.0.0") } else { ip("::") },
+            if vip.is_ipv4() {
+                ip("0.0.0.0")
+            } else {
+                ip("::")
+            },
             0,
         ),
         scheduler,

@@ -26,6 +26,39 @@ pub enum MessageType {
     IpPacketOnly = 6,
 }
 
+impl MessageType {
+    /// The message type for a wire value, if this version knows it.
+    pub fn from_u8(v: u8) -> Option<Self> {
+        Some(match v {
+            1 => Self::AffinityUpdateWildcard,
+            2 => Self::AffinityUpdateFixed,
+            3 => Self::AffinityUpdateDeny,
+            4 => Self::InterestMatchWildcard,
+            5 => Self::InterestMatchFixed,
+            6 => Self::IpPacketOnly,
+            _ => return None,
+        })
+    }
+
+    /// The seed's name of the message type.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::AffinityUpdateWildcard => "affinity update-wildcard affinity",
+            Self::AffinityUpdateFixed => "affinity update-fixed affinity",
+            Self::AffinityUpdateDeny => "affinity update-deny",
+            Self::InterestMatchWildcard => "interest match-wildcard affinity",
+            Self::InterestMatchFixed => "interest match-fixed affinity",
+            Self::IpPacketOnly => "IP packet only",
+        }
+    }
+}
+
+impl core::fmt::Display for MessageType {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "{} (type {})", self.name(), *self as u8)
+    }
+}
+
 /// The segment types of seed 004 (and the backup precedence Tether carries separately).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[repr(u8)]
@@ -83,6 +116,33 @@ impl SegmentType {
             15 => Self::IpPacket,
             _ => return None,
         })
+    }
+
+    /// The seed's name of the segment type.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::WildcardAffinity => "wildcard affinity",
+            Self::FixedAffinity => "fixed affinity",
+            Self::AffinityIdentifier => "affinity identifier",
+            Self::ServicePrecedence => "service precedence",
+            Self::BackupPrecedence => "backup precedence",
+            Self::Security => "security",
+            Self::ManagerInterestData => "service manager interest data",
+            Self::AgentInterestData => "forwarding agent interest data",
+            Self::IdentityInfo => "identity info",
+            Self::ActionNat => "action-NAT",
+            Self::ActionAdvertise => "action-advertise",
+            Self::ActionSequenceAdjust => "action-sequence number adjust",
+            Self::ActionInterestCriteria => "action-interest criteria",
+            Self::ActionList => "action list",
+            Self::IpPacket => "IP packet",
+        }
+    }
+}
+
+impl core::fmt::Display for SegmentType {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "{} segment (type {})", self.name(), *self as u8)
     }
 }
 
@@ -414,6 +474,20 @@ impl Message {
                 MatchKind::Fixed => MessageType::InterestMatchFixed,
             },
             Self::IpPacketOnly(_) => MessageType::IpPacketOnly,
+        }
+    }
+}
+
+impl Message {
+    /// The envelope (identity, interest data, unsupported required segments), for every
+    /// message type but IP packet only.
+    pub fn envelope(&self) -> Option<&Envelope> {
+        match self {
+            Self::WildcardUpdate(m) => Some(&m.envelope),
+            Self::FixedUpdate(m) => Some(&m.envelope),
+            Self::Deny(m) => Some(&m.envelope),
+            Self::InterestMatch(m) => Some(&m.envelope),
+            Self::IpPacketOnly(_) => None,
         }
     }
 }

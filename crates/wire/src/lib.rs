@@ -7,10 +7,23 @@
 //! (RFC 1624), including the packet embedded in ICMP errors.
 #![forbid(unsafe_code)]
 
+mod bytes;
+
+pub mod arp;
+pub mod checksum;
 pub mod error;
+pub mod ethernet;
 pub mod flow;
+pub mod icmpv4;
+pub mod icmpv6;
+pub mod ipv4;
+pub mod ipv6;
+pub mod ipv6ext;
 pub mod nat;
 pub mod packet;
+mod quote;
+pub mod tcp;
+pub mod udp;
 
 pub use error::{Layer, WireError};
 pub use flow::AffinityKey;

@@ -1,0 +1,107 @@
+//! A virtual service at run time: its backends' health, administrative state and active flows,
+//! which of them may take new flows, and its scheduler.
+
+use tether_wire::AffinityKey;
+
+use crate::config::{AdminState, ForwardingMode, ServiceConfig};
+use crate::prefix::Prefix;
+use crate::scheduler::{BackendSpec, Scheduler};
+
+/// One service and its backends.
+#[derive(Debug)]
+pub(crate) struct Service {
+    pub(crate) config: ServiceConfig,
+    pub(crate) domain: Prefix,
+    /// Health per backend, as last reported by the checker (up until told otherwise).
+    pub(crate) healthy: Vec<bool>,
+    /// Administrative state per backend.
+    pub(crate) admin: Vec<AdminState>,
+    /// Open flows per backend (stored, not closing).
+    pub(crate) active: Vec<u64>,
+    eligible: Vec<bool>,
+    scheduler: Scheduler,
+}
+
+impl Service {
+    /// The run-time state of a validated service.
+    pub(crate) fn new(config: ServiceConfig) -> Self {
+        let specs: Vec<_> = config
+            .backends
+            .iter()
+            .map(|b| BackendSpec {
+                name: &b.name,
+                weight: b.weight,
+            })
+            .collect();
+        let scheduler = Scheduler::new(config.scheduler, &specs);
+        let n = config.backends.len();
+        let mut service = Self {
+            domain: config.domain(),
+            healthy: vec![true; n],
+            admin: config.backends.iter().map(|b| b.state).collect(),
+            active: vec![0; n],
+            eligible: vec![true; n],
+            scheduler,
+            config,
+        };
+        service.update_eligibility();
+        service
+    }
+
+    /// Index of the backend named `name`.
+    pub(crate) fn backend_index(&self, name: &str) -> Option<usize> {
+        self.config.backends.iter().position(|b| b.name == name)
+    }
+
+    /// Whether `key` is a client-to-VIP flow of this service.
+    pub(crate) fn is_forward(&self, key: &AffinityKey) -> bool {
+        key.protocol == self.config.protocol.number()
+            && key.dst == self.config.vip
+            && key.dst_port == self.config.port
+            && self.domain.contains(key.src)
+    }
+
+    /// Whether `key` is a backend-to-client reply of this service (NAT mode only).
+    pub(crate) fn is_return(&self, key: &AffinityKey) -> bool {
+        self.config.mode == ForwardingMode::Nat
+            && key.protocol == self.config.protocol.number()
+            && self.domain.contains(key.dst)
+            && self
+                .config
+                .backends
+                .iter()
+                .any(|b| b.addr == key.src && b.port == key.src_port)
+    }
+
+    /// The key of `backend`'s replies to the client of `forward` after NAT, in NAT mode.
+    pub(crate) fn return_key(&self, forward: &AffinityKey, backend: usize) -> Option<AffinityKey> {
+        let b = &self.config.backends[backend];
+        (self.config.mode == ForwardingMode::Nat).then_some(AffinityKey {
+            protocol: forward.protocol,
+            src: b.addr,
+            src_port: b.port,
+            dst: forward.src,
+            dst_port: forward.src_port,
+        })
+    }
+
+    /// Picks the backend for a new flow, or `None` when no backend may take one.
+    pub(crate) fn pick(&mut self, key: &AffinityKey) -> Option<usize> {
+        self.scheduler.pick(key, &self.active)
+    }
+
+    /// Recomputes which backends may take new flows (enabled and healthy), and tells the
+    /// scheduler only when that set changed, so Maglev rebuilds only then.
+    pub(crate) fn update_eligibility(&mut self) {
+        let eligible: Vec<bool> = self
+            .admin
+            .iter()
+            .zip(&self.healthy)
+            .map(|(&admin, &up)| admin == AdminState::Enabled && up)
+            .collect();
+        if eligible != self.eligible {
+            self.scheduler.set_eligible(&eligible);
+            self.eligible = eligible;
+        }
+    }
+}

@@ -1,0 +1,271 @@
+//! [`Message`] to bytes, segments in the canonical order of `docs/protocol.md`.
+
+use core::net::IpAddr;
+
+use crate::model::{
+    ActionListEntry, Actions, AffinityIdentifier, DeniedAffinity, Envelope, FixedAffinity, Message,
+    PROTOCOL_VERSION, SearchOrder, SegmentType, WildcardAffinity,
+};
+
+use super::decode::{AFFINITY_DISPATCH, AFFINITY_INFORMATION};
+use super::wire::{
+    FAMILY_V4, FAMILY_V6, FLAG_REQUIRED, MAC_LEN, MAC_OFFSET_IN_BODY, SECURITY_HMAC_SHA256,
+    SEGMENT_HEADER_LEN,
+};
+
+/// Key id and sequence number of a security segment to write.
+pub(super) struct SecurityFields {
+    /// Key id.
+    pub key_id: u32,
+    /// Sequence number.
+    pub sequence: u64,
+}
+
+/// Encodes `message`, with a security segment whose MAC is zero when `security` is given.
+/// Returns the bytes and the offset of the MAC to fill in.
+pub(super) fn message(
+    message: &Message,
+    security: Option<&SecurityFields>,
+) -> (Vec<u8>, Option<usize>) {
+    let mut w = Writer {
+        buf: Vec::with_capacity(128),
+    };
+    w.buf
+        .extend_from_slice(&[PROTOCOL_VERSION, message.message_type() as u8, 0, 0, 0, 0]);
+    let mac_offset = security.map(|s| {
+        let body = w.segment(SegmentType::Security, false);
+        w.buf.push(SECURITY_HMAC_SHA256);
+        w.buf.extend_from_slice(&s.key_id.to_be_bytes());
+        w.buf.extend_from_slice(&s.sequence.to_be_bytes());
+        w.buf.extend_from_slice(&[0; MAC_LEN]);
+        w.end(body);
+        body + MAC_OFFSET_IN_BODY
+    });
+    match message {
+        Message::WildcardUpdate(m) => {
+            w.wildcard(&m.affinity);
+            if !m.action_list.is_empty() {
+                w.action_list(&m.action_list);
+            }
+            w.precedence(m.service_precedence, m.backup_precedence);
+            w.envelope(&m.envelope);
+            w.actions(&m.actions);
+        }
+        Message::FixedUpdate(m) => {
+            w.fixed(&m.affinity);
+            w.precedence(m.service_precedence, m.backup_precedence);
+            w.actions(&m.actions);
+            w.envelope(&m.envelope);
+            w.packet(m.packet.as_deref());
+        }
+        Message::Deny(m) => {
+            w.action_list(&m.denied);
+            match &m.affinity {
+                Some(DeniedAffinity::Wildcard(a)) => w.wildcard(a),
+                Some(DeniedAffinity::Fixed(a)) => w.fixed(a),
+                None => {}
+            }
+            w.envelope(&m.envelope);
+        }
+        Message::InterestMatch(m) => {
+            w.identifier(&m.identifier);
+            w.envelope(&m.envelope);
+            w.packet(m.packet.as_deref());
+        }
+        Message::IpPacketOnly(packet) => w.packet(Some(packet)),
+    }
+    let total = w.buf.len();
+    w.patch_len(2, total);
+    (w.buf, mac_offset)
+}
+
+/// Appends segments to a message buffer.
+struct Writer {
+    buf: Vec<u8>,
+}
+
+impl Writer {
+    /// Starts a segment; returns where its body starts, for [`Writer::end`].
+    fn segment(&mut self, kind: SegmentType, required: bool) -> usize {
+        let flags = if required { FLAG_REQUIRED } else { 0 };
+        self.buf.extend_from_slice(&[kind as u8, flags, 0, 0, 0, 0]);
+        self.buf.len()
+    }
+
+    /// Ends the segment whose body started at `body`, filling in its length.
+    fn end(&mut self, body: usize) {
+        let len = self.buf.len() - body;
+        self.patch_len(body - SEGMENT_HEADER_LEN + 2, len);
+    }
+
+    /// Writes `len` as the u32 at `at`.
+    fn patch_len(&mut self, at: usize, len: usize) {
+        let len = u32::try_from(len).expect("a service message is shorter than 4 GiB");
+        if let Some(slot) = self.buf.get_mut(at..at + 4) {
+            slot.copy_from_slice(&len.to_be_bytes());
+        }
+    }
+
+    /// A whole segment whose body is `body`.
+    fn opaque(&mut self, kind: SegmentType, required: bool, body: &[u8]) {
+        let start = self.segment(kind, required);
+        self.buf.extend_from_slice(body);
+        self.end(start);
+    }
+
+    fn u16(&mut self, v: u16) {
+        self.buf.extend_from_slice(&v.to_be_bytes());
+    }
+
+    fn u32(&mut self, v: u32) {
+        self.buf.extend_from_slice(&v.to_be_bytes());
+    }
+
+    fn addr(&mut self, addr: IpAddr) {
+        match addr {
+            IpAddr::V4(a) => {
+                self.buf.push(FAMILY_V4);
+                self.buf.extend_from_slice(&a.octets());
+            }
+            IpAddr::V6(a) => {
+                self.buf.push(FAMILY_V6);
+                self.buf.extend_from_slice(&a.octets());
+            }
+        }
+    }
+
+    fn flags(&mut self, dispatch: bool, information: bool) {
+        let mut flags = 0;
+        if dispatch {
+            flags |= AFFINITY_DISPATCH;
+        }
+        if information {
+            flags |= AFFINITY_INFORMATION;
+        }
+        self.buf.push(flags);
+    }
+
+    fn wildcard(&mut self, a: &WildcardAffinity) {
+        let body = self.segment(SegmentType::WildcardAffinity, true);
+        self.buf.push(a.protocol);
+        self.flags(a.dispatch, a.information);
+        self.u16(a.src_port);
+        self.u16(a.dst_port);
+        self.u32(a.ttl);
+        self.addr(a.src);
+        self.addr(a.src_mask);
+        self.addr(a.dst);
+        self.addr(a.dst_mask);
+        self.addr(a.forward);
+        self.end(body);
+    }
+
+    fn fixed(&mut self, a: &FixedAffinity) {
+        let body = self.segment(SegmentType::FixedAffinity, true);
+        self.buf.push(a.key.protocol);
+        self.flags(a.dispatch, a.information);
+        self.u16(a.key.src_port);
+        self.u16(a.key.dst_port);
+        self.u32(a.ttl);
+        self.addr(a.key.src);
+        self.addr(a.key.dst);
+        self.addr(a.forward);
+        self.end(body);
+    }
+
+    fn identifier(&mut self, a: &AffinityIdentifier) {
+        let body = self.segment(SegmentType::AffinityIdentifier, true);
+        self.buf.push(a.key.protocol);
+        self.flags(a.dispatch, a.information);
+        self.u16(a.key.src_port);
+        self.u16(a.key.dst_port);
+        self.u16(a.matched.0);
+        self.addr(a.key.src);
+        self.addr(a.key.dst);
+        self.end(body);
+    }
+
+    fn action_list(&mut self, entries: &[ActionListEntry]) {
+        let body = self.segment(SegmentType::ActionList, false);
+        for e in entries {
+            let flags = if e.required { FLAG_REQUIRED } else { 0 };
+            self.buf.extend_from_slice(&[e.segment_type, flags]);
+        }
+        self.end(body);
+    }
+
+    fn precedence(
+        &mut self,
+        service: Option<crate::model::ServicePrecedence>,
+        backup: Option<u16>,
+    ) {
+        if let Some(p) = service {
+            let body = self.segment(SegmentType::ServicePrecedence, false);
+            self.buf.push(match p.search_order {
+                SearchOrder::HigherFirst => 0,
+                SearchOrder::LowerFirst => 1,
+            });
+            self.u16(p.value);
+            self.end(body);
+        }
+        if let Some(v) = backup {
+            self.opaque(SegmentType::BackupPrecedence, false, &v.to_be_bytes());
+        }
+    }
+
+    fn envelope(&mut self, e: &Envelope) {
+        if let Some(id) = &e.identity {
+            let body = self.segment(SegmentType::IdentityInfo, false);
+            self.addr(id.addr);
+            self.buf.extend_from_slice(id.name.as_bytes());
+            self.end(body);
+        }
+        if let Some(data) = &e.manager_data {
+            self.opaque(SegmentType::ManagerInterestData, false, data);
+        }
+        if let Some(data) = &e.agent_data {
+            self.opaque(SegmentType::AgentInterestData, false, data);
+        }
+    }
+
+    fn actions(&mut self, a: &Actions) {
+        if let Some(nat) = &a.nat {
+            let body = self.segment(SegmentType::ActionNat, true);
+            self.u16(nat.src_port);
+            self.u16(nat.dst_port);
+            self.addr(nat.src);
+            self.addr(nat.dst);
+            self.end(body);
+        }
+        if let Some(adv) = &a.advertise {
+            let body = self.segment(SegmentType::ActionAdvertise, true);
+            self.buf.push(adv.prefix_len);
+            self.addr(adv.addr);
+            self.end(body);
+        }
+        if let Some(s) = &a.sequence_adjust {
+            let body = self.segment(SegmentType::ActionSequenceAdjust, true);
+            self.u32(s.seq_delta);
+            self.u32(s.initial_seq);
+            self.u32(s.ack_delta);
+            self.u32(s.initial_ack);
+            self.end(body);
+        }
+        if let Some(i) = &a.interest {
+            let body = self.segment(SegmentType::ActionInterestCriteria, true);
+            self.u16(i.port);
+            self.u16(i.mask.0);
+            self.u16(i.data.0);
+            self.u16(i.copy.0);
+            self.u16(i.hold.0);
+            self.addr(i.addr);
+            self.end(body);
+        }
+    }
+
+    fn packet(&mut self, packet: Option<&[u8]>) {
+        if let Some(p) = packet {
+            self.opaque(SegmentType::IpPacket, true, p);
+        }
+    }
+}

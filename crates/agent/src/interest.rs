@@ -144,6 +144,71 @@ mod tests {
         );
     }
 
+    fn info(transport: Transport, fragment: Option<tether_wire::packet::Fragment>) -> PacketInfo {
+        PacketInfo {
+            version: tether_wire::packet::IpVersion::V4,
+            protocol: 6,
+            src: "10.0.0.1".parse().unwrap(),
+            dst: "10.0.0.2".parse().unwrap(),
+            l4_offset: 20,
+            total_len: 60,
+            fragment,
+            transport,
+        }
+    }
+
+    fn tcp(flags: u8, payload_len: usize) -> Transport {
+        Transport::Tcp {
+            src_port: 1,
+            dst_port: 2,
+            seq: 0,
+            ack: 0,
+            flags,
+            payload_len,
+        }
+    }
+
+    #[test]
+    fn tcp_flags_map_to_their_interest_bits() {
+        use tether_wire::packet::tcp_flags;
+        let cases = [
+            (tcp_flags::FIN, InterestBits::FIN),
+            (tcp_flags::SYN, InterestBits::SYN),
+            (tcp_flags::RST, InterestBits::RST),
+            (tcp_flags::PSH, InterestBits::PSH),
+            (tcp_flags::ACK, InterestBits::ACK),
+            (tcp_flags::URG, InterestBits::URG),
+        ];
+        for (flag, bit) in cases {
+            let mut seen = false;
+            assert_eq!(
+                packet_bits(&info(tcp(flag, 0), None), &mut seen),
+                InterestBits::ALL | bit
+            );
+        }
+    }
+
+    #[test]
+    fn first_data_fires_once_and_fragments_are_marked() {
+        let mut seen = false;
+        let data = info(tcp(0x10, 5), None);
+        let first = packet_bits(&data, &mut seen);
+        assert!(first.intersects(InterestBits::FIRST_DATA) && first.intersects(InterestBits::DATA));
+        assert!(!packet_bits(&data, &mut seen).intersects(InterestBits::FIRST_DATA));
+        let later = info(
+            Transport::Opaque,
+            Some(tether_wire::packet::Fragment {
+                id: 1,
+                offset: 2,
+                more: false,
+            }),
+        );
+        assert_eq!(
+            packet_bits(&later, &mut seen),
+            InterestBits::ALL | InterestBits::FRAGMENT | InterestBits::DATA
+        );
+    }
+
     #[test]
     fn unspecified_destination_parts_default_to_the_manager() {
         let manager: SocketAddr = "10.9.0.1:7000".parse().unwrap();

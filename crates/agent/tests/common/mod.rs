@@ -10,6 +10,8 @@ use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use etherparse::PacketBuilder;
+use std::time::Duration;
+
 use tether_agent::{Agent, AgentConfig};
 use tether_proto::{
     Actions, Envelope, FixedAffinity, FixedUpdate, InterestBits, InterestCriteria, Message,
@@ -333,4 +335,63 @@ pub fn to_hex(bytes: &[u8]) -> String {
         let _ = writeln!(out, "  {:<47}  # {:04x}", line.join(" "), i * 16);
     }
     out
+}
+
+// The standard test flow: client C:40000 to VIP V:80, NAT'd to backend B.
+
+/// Client address of the standard test flow.
+pub const C: &str = "198.51.100.7";
+/// VIP of the standard test service.
+pub const V: &str = "192.0.2.10";
+/// Backend address of the standard test service.
+pub const B: &str = "10.1.0.5";
+/// The service's wildcard: every packet of an unknown flow to V:80 goes to the manager.
+pub const WILDCARD: &str =
+    "wildcard proto=tcp src=0.0.0.0/0 dst=192.0.2.10 dport=80 interest=all data=all";
+/// The flow's fixed affinity: NAT to the backend, 10 s to live.
+pub const FIXED: &str = "fixed proto=tcp src=198.51.100.7 sport=40000 dst=192.0.2.10 dport=80 forward=10.1.0.5 nat.dst=10.1.0.5 ttl=10";
+
+/// `seconds` after the epoch.
+pub fn at(seconds: f64) -> Timestamp {
+    Timestamp::from_duration(Duration::from_secs_f64(seconds))
+}
+
+/// A packet of the standard flow from the client.
+pub fn client_packet(flags: &str, payload: &[u8]) -> Vec<u8> {
+    tcp_packet(ip(C), 40000, ip(V), 80, 64, flags, 1000, 1, payload)
+}
+
+/// [`client_packet`] in an Ethernet frame.
+pub fn frame(flags: &str, payload: &[u8]) -> Vec<u8> {
+    eth(&client_packet(flags, payload))
+}
+
+/// Every message the agent wants sent, decoded.
+pub fn messages(agent: &mut Agent) -> Vec<(SocketAddr, Message)> {
+    std::iter::from_fn(|| agent.poll_transmit())
+        .map(|t| {
+            (
+                t.dest,
+                codec::decode(&t.payload).expect("agent sends valid messages"),
+            )
+        })
+        .collect()
+}
+
+/// The key of the standard flow.
+pub fn flow_key() -> AffinityKey {
+    key(6, C, 40000, V, 80)
+}
+
+/// Whether the agent holds a fixed affinity for the standard flow.
+pub fn has_fixed(agent: &Agent) -> bool {
+    agent.fixed_affinities().any(|f| *f.key == flow_key())
+}
+
+/// Runs timers the way a runtime would, up to `now`.
+pub fn advance(agent: &mut Agent, now: Timestamp) {
+    while let Some(t) = agent.poll_timeout().filter(|t| *t <= now) {
+        agent.handle_timeout(t);
+    }
+    agent.handle_timeout(now);
 }

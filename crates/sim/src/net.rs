@@ -164,7 +164,7 @@ impl Network {
     }
 
     /// Hands a transmit from `from` to the network at `now`.
-    pub fn send(&mut self, now: Timestamp, from: SocketAddr, transmit: Transmit) {
+    pub fn send(&mut self, now: Timestamp, from: SocketAddr, transmit: &Transmit) {
         let receivers = match self.groups.get(&transmit.dest) {
             Some(members) => members.iter().copied().filter(|m| *m != from).collect(),
             None => vec![transmit.dest],
@@ -252,7 +252,7 @@ mod tests {
                 net.send(
                     Timestamp::ZERO,
                     addr("10.0.0.1:1"),
-                    Transmit {
+                    &Transmit {
                         dest: addr("10.0.0.2:2"),
                         payload: vec![i],
                     },
@@ -278,7 +278,7 @@ mod tests {
         net.send(
             Timestamp::ZERO,
             addr("10.0.0.1:1"),
-            Transmit {
+            &Transmit {
                 dest: group,
                 payload: vec![1],
             },
@@ -298,7 +298,7 @@ mod tests {
             net.send(
                 Timestamp::ZERO,
                 addr(from),
-                Transmit {
+                &Transmit {
                     dest: addr(to),
                     payload: vec![0],
                 },

@@ -10,44 +10,6 @@ use tether_wire::packet::parse_ethernet;
 
 use crate::net::{Datagram, Faults, Network};
 
-/// The state-machine side every simulated node shares.
-trait Endpoint {
-    fn handle_datagram(&mut self, now: Timestamp, from: SocketAddr, payload: &[u8]);
-    fn handle_timeout(&mut self, now: Timestamp);
-    fn poll_timeout(&self) -> Option<Timestamp>;
-    fn poll_transmit(&mut self) -> Option<Transmit>;
-}
-
-impl Endpoint for Agent {
-    fn handle_datagram(&mut self, now: Timestamp, from: SocketAddr, payload: &[u8]) {
-        Agent::handle_datagram(self, now, from, payload);
-    }
-    fn handle_timeout(&mut self, now: Timestamp) {
-        Agent::handle_timeout(self, now);
-    }
-    fn poll_timeout(&self) -> Option<Timestamp> {
-        Agent::poll_timeout(self)
-    }
-    fn poll_transmit(&mut self) -> Option<Transmit> {
-        Agent::poll_transmit(self)
-    }
-}
-
-impl Endpoint for Manager {
-    fn handle_datagram(&mut self, now: Timestamp, from: SocketAddr, payload: &[u8]) {
-        Manager::handle_datagram(self, now, from, payload);
-    }
-    fn handle_timeout(&mut self, now: Timestamp) {
-        Manager::handle_timeout(self, now);
-    }
-    fn poll_timeout(&self) -> Option<Timestamp> {
-        Manager::poll_timeout(self)
-    }
-    fn poll_transmit(&mut self) -> Option<Transmit> {
-        Manager::poll_transmit(self)
-    }
-}
-
 /// A simulated node: a state machine at an address, which may be stopped.
 #[derive(Debug)]
 pub struct Node<T> {
@@ -182,7 +144,7 @@ impl World {
     /// Injects a datagram as if `from` had sent it to `to` (forgeries and replays).
     pub fn inject_datagram(&mut self, from: SocketAddr, to: SocketAddr, payload: Vec<u8>) {
         self.net
-            .send(self.now, from, Transmit { dest: to, payload });
+            .send(self.now, from, &Transmit { dest: to, payload });
     }
 
     /// Runs every event up to `now + d`, then sets the clock there.
@@ -278,7 +240,7 @@ impl World {
         let now = self.now;
         for node in self.managers.iter_mut().filter(|n| n.alive) {
             while let Some(transmit) = node.sm.poll_transmit() {
-                self.net.send(now, node.addr, transmit);
+                self.net.send(now, node.addr, &transmit);
             }
         }
         for (i, node) in self.agents.iter_mut().enumerate() {
@@ -286,7 +248,7 @@ impl World {
                 continue;
             }
             while let Some(transmit) = node.sm.poll_transmit() {
-                self.net.send(now, node.addr, transmit);
+                self.net.send(now, node.addr, &transmit);
             }
             while let Some(out) = node.sm.poll_packet() {
                 self.emitted[i].push(Emitted {

@@ -133,7 +133,7 @@ pub struct Segment<'a> {
     pub payload: &'a [u8],
 }
 
-impl<'a> Segment<'a> {
+impl Segment<'_> {
     pub fn new(src: SocketAddr, dst: SocketAddr) -> Self {
         Self {
             src,

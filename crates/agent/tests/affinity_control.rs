@@ -180,6 +180,49 @@ fn fixed_update_carrying_an_action_the_agent_does_not_perform_is_denied() {
     assert!(matches!(deny.affinity, Some(DeniedAffinity::Fixed(_))));
 }
 
+/// `bytes` with one more segment of `segment_type` appended and the header's length fixed.
+fn with_extra_segment(mut bytes: Vec<u8>, segment_type: u8, required: bool) -> Vec<u8> {
+    // Segment header: type, flags (0x80 = Required), u32 body length; docs/protocol.md.
+    bytes.extend_from_slice(&[segment_type, if required { 0x80 } else { 0 }, 0, 0, 0, 4]);
+    bytes.extend_from_slice(&[0xde, 0xad, 0xbe, 0xef]);
+    let total = u32::try_from(bytes.len()).unwrap();
+    bytes[2..6].copy_from_slice(&total.to_be_bytes());
+    bytes
+}
+
+#[test]
+fn update_with_an_unknown_required_segment_is_denied_naming_it() {
+    let mut a = agent();
+    install(&mut a, at(0.0), WILDCARD);
+    let fixed = codec::encode(&common::setup_message(FIXED));
+    a.handle_datagram(at(0.0), MANAGER, &with_extra_segment(fixed, 0x63, true));
+    assert!(
+        !has_fixed(&a),
+        "a message with a required segment it cannot process is not applied"
+    );
+    let sent = messages(&mut a);
+    let [(to, Message::Deny(deny))] = sent.as_slice() else {
+        panic!("one deny: {sent:?}")
+    };
+    assert_eq!(*to, MANAGER);
+    assert_eq!(deny.denied.len(), 1);
+    assert_eq!(
+        deny.denied[0].segment_type, 0x63,
+        "the deny names the segment"
+    );
+    assert!(matches!(deny.affinity, Some(DeniedAffinity::Fixed(_))));
+}
+
+#[test]
+fn update_with_an_unknown_optional_segment_is_applied() {
+    let mut a = agent();
+    install(&mut a, at(0.0), WILDCARD);
+    let fixed = codec::encode(&common::setup_message(FIXED));
+    a.handle_datagram(at(0.0), MANAGER, &with_extra_segment(fixed, 0x63, false));
+    assert!(has_fixed(&a));
+    assert!(messages(&mut a).is_empty(), "nothing to deny");
+}
+
 #[test]
 fn unsigned_and_forged_messages_are_counted_and_ignored_when_auth_is_required() {
     let auth = AuthConfig {

@@ -68,16 +68,20 @@ struct HttpServer {
 
 impl HttpServer {
     async fn start(status: u16) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("loopback has free ports");
         let server = Self {
-            addr: listener.local_addr().unwrap(),
+            addr: listener
+                .local_addr()
+                .expect("a bound listener has an address"),
             status: Arc::new(AtomicU16::new(status)),
             log: Arc::default(),
         };
         let (status, log) = (server.status.clone(), server.log.clone());
         tokio::spawn(async move {
             loop {
-                let (mut stream, _) = listener.accept().await.unwrap();
+                let (mut stream, _) = listener.accept().await.expect("accept on loopback");
                 let mut request = Vec::new();
                 let mut buf = [0; 1024];
                 while !request.ends_with(b"\r\n\r\n") {
@@ -89,7 +93,7 @@ impl HttpServer {
                 let code = status.load(Ordering::SeqCst);
                 // Logged before answering, so the log holds every answer the checker saw.
                 log.lock()
-                    .unwrap()
+                    .expect("no test thread panics holding the log")
                     .push((String::from_utf8_lossy(&request).into_owned(), code));
                 let response = format!(
                     "HTTP/1.1 {code} Whatever\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
@@ -103,7 +107,7 @@ impl HttpServer {
     fn served(&self, code: u16) -> usize {
         self.log
             .lock()
-            .unwrap()
+            .expect("no test thread panics holding the log")
             .iter()
             .filter(|(_, c)| *c == code)
             .count()
@@ -201,7 +205,7 @@ async fn a_server_that_never_answers_times_out() {
 fn serve_tcp(listener: TcpListener, accepted: Arc<AtomicU16>) -> JoinHandle<()> {
     tokio::spawn(async move {
         loop {
-            let _ = listener.accept().await.unwrap();
+            let _ = listener.accept().await.expect("accept on loopback");
             accepted.fetch_add(1, Ordering::SeqCst);
         }
     })

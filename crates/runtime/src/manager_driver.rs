@@ -2,13 +2,13 @@
 //! and the health checkers of every backend.
 //!
 //! ```text
-//!  UDP socket ──► handle_datagram ─┐
-//!  poll_timeout deadline ─► handle_timeout ─┤                      ┌─► send_to (announce, agents)
-//!  health checkers ─► set_backend_health ───┼─► Manager ─► poll_transmit
-//!  commands ─► set_backend_state, shutdown ─┘                      └─► watch: ManagerStatus
+//!  UDP socket ─────────► handle_datagram ────┐
+//!  poll_timeout deadline ─► handle_timeout ───┤
+//!  health checkers ─► set_backend_health ─────┼─► Manager ─► poll_transmit ─► send_to
+//!  commands ─► set_backend_state, shutdown ───┘       └─► status() ─► watch ─► handle
 //! ```
 //!
-//! The manager state machine reads no clock; the task reads it once per event ([`Clock`]).
+//! The manager state machine reads no clock; the task reads it once per event (`Clock`).
 
 use core::net::{IpAddr, SocketAddr};
 use core::time::Duration;
@@ -141,22 +141,25 @@ impl ManagerDriver {
             manager: config,
             health,
         } = config;
-        let checks = health_targets(&config, &health)?;
-        let (addr, announce) = (config.addr, config.announce.clone());
         let clock = Clock::start();
-        let mut manager = Manager::new(config, clock.now())?;
-        if let Some(&announce) = announce.iter().find(|a| a.is_ipv4() != addr.is_ipv4()) {
+        let mut manager = Manager::new(config.clone(), clock.now())?;
+        let addr = config.addr;
+        if let Some(&announce) = config
+            .announce
+            .iter()
+            .find(|a| a.is_ipv4() != addr.is_ipv4())
+        {
             return Err(DriverError::AnnounceFamily { announce, addr });
         }
-        let socket = bind(addr, &announce)?;
+        let checks = health_targets(&config, &health)?;
+        let socket = bind(addr, &config.announce)?;
         let local_addr = socket.local_addr().map_err(|source| DriverError::Socket {
             action: "read the address of",
             addr,
             source,
         })?;
-        // The first announcements go out before spawn returns, so a caller that starts agents
-        // next finds the wildcards already on their way.
-        // A failure is logged and the next refresh tries again, as for any later send.
+        // The first announcements go out before spawn returns, so agents started next find the
+        // wildcards on their way; a failure is logged and the next refresh tries again.
         send_all(&socket, &mut manager).await;
         let (status_tx, status) = watch::channel(manager.status());
         let (health_tx, health_rx) = mpsc::channel(64);
@@ -174,7 +177,7 @@ impl ManagerDriver {
             health: health_rx,
             checkers,
         };
-        tracing::info!(%local_addr, ?announce, "manager started");
+        tracing::info!(%local_addr, announce = ?config.announce, "manager started");
         Ok(Self {
             commands,
             status,

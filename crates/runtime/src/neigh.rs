@@ -110,6 +110,11 @@ impl Resolver {
         }
     }
 
+    /// The interface named `name` in this namespace, or `None` when there is none.
+    pub fn link_by_name(&mut self, name: &str) -> io::Result<Option<Link>> {
+        self.netlink.link_by_name(name)
+    }
+
     /// Forgets answers older than the cache lifetime, so the map does not grow with every next
     /// hop ever seen.
     pub fn expire(&mut self, now: Timestamp) {

@@ -286,6 +286,11 @@ impl Steerer {
         self.last_sent = next;
     }
 
+    /// The table this steerer owns.
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
     /// The ruleset most recently asked for.
     pub fn current(&self) -> &Ruleset {
         &self.last_sent

@@ -117,3 +117,106 @@ pub fn spawn_in_netns<T: Send + 'static>(
 pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
+
+/// Builders for the service messages a test plays manager with.
+pub mod manager {
+    use std::net::{IpAddr, SocketAddr, UdpSocket};
+
+    use tether_proto::codec::encode;
+    use tether_proto::{
+        Actions, Envelope, FixedAffinity, FixedUpdate, Message, NatAction, UNSPECIFIED_V4,
+        WildcardAffinity, WildcardUpdate,
+    };
+    use tether_wire::AffinityKey;
+
+    /// A wildcard for `protocol` from `src`/`src_bits`:`src_port` to `dst`/`dst_bits`:`dst_port`
+    /// that drops what it matches (no interest criteria, forward address unspecified).
+    pub fn wildcard(
+        protocol: u8,
+        (src, src_bits, src_port): (&str, u8, u16),
+        (dst, dst_bits, dst_port): (&str, u8, u16),
+    ) -> Message {
+        let mask = |bits: u8| {
+            IpAddr::from(
+                u32::MAX
+                    .checked_shl(32 - u32::from(bits))
+                    .unwrap_or(0)
+                    .to_be_bytes(),
+            )
+        };
+        Message::WildcardUpdate(WildcardUpdate {
+            affinity: WildcardAffinity {
+                protocol,
+                src: src.parse().unwrap(),
+                src_mask: mask(src_bits),
+                src_port,
+                dst: dst.parse().unwrap(),
+                dst_mask: mask(dst_bits),
+                dst_port,
+                dispatch: false,
+                information: false,
+                forward: UNSPECIFIED_V4,
+                ttl: 60,
+            },
+            actions: Actions::default(),
+            action_list: Vec::new(),
+            service_precedence: None,
+            backup_precedence: None,
+            envelope: Envelope::default(),
+        })
+    }
+
+    /// A fixed affinity for UDP `src` → `dst` that NATs to `nat_src`/`nat_dst` (unspecified
+    /// or port 0 keep a field) and forwards towards `forward`.
+    pub fn fixed_udp(src: &str, dst: &str, nat_src: &str, nat_dst: &str, forward: &str) -> Message {
+        let (src, dst): (SocketAddr, SocketAddr) = (src.parse().unwrap(), dst.parse().unwrap());
+        let (nat_src, nat_dst): (SocketAddr, SocketAddr) =
+            (nat_src.parse().unwrap(), nat_dst.parse().unwrap());
+        Message::FixedUpdate(FixedUpdate {
+            affinity: FixedAffinity {
+                key: AffinityKey {
+                    protocol: 17,
+                    src: src.ip(),
+                    src_port: src.port(),
+                    dst: dst.ip(),
+                    dst_port: dst.port(),
+                },
+                dispatch: false,
+                information: false,
+                forward: forward.parse().unwrap(),
+                ttl: 60,
+            },
+            actions: Actions {
+                nat: Some(NatAction {
+                    src: nat_src.ip(),
+                    src_port: nat_src.port(),
+                    dst: nat_dst.ip(),
+                    dst_port: nat_dst.port(),
+                }),
+                ..Actions::default()
+            },
+            service_precedence: None,
+            backup_precedence: None,
+            envelope: Envelope::default(),
+            packet: None,
+        })
+    }
+
+    /// Sends `messages`, unsigned, from `socket` to the worker at `to`.
+    pub fn send(socket: &UdpSocket, to: &str, messages: &[Message]) {
+        for m in messages {
+            socket.send_to(&encode(m), to).unwrap();
+        }
+    }
+}
+
+/// Polls `check` every 50 ms for up to `secs` seconds.
+pub fn eventually(secs: u64, mut check: impl FnMut() -> bool) -> bool {
+    for _ in 0..secs * 20 {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    false
+}

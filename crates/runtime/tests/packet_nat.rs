@@ -25,7 +25,7 @@ fn udp_flow_is_natted_to_the_backend_and_the_reply_comes_from_the_vip() {
     let host = lab.netns("h");
     let backend = lab.netns("b");
     let (c_if, hc_if, hb_if, b_if) = (lab.name("c"), lab.name("hc"), lab.name("hb"), lab.name("b"));
-    lab.veth(
+    packet_support::veth(
         &client,
         &c_if,
         "10.74.1.2/24",
@@ -33,7 +33,7 @@ fn udp_flow_is_natted_to_the_backend_and_the_reply_comes_from_the_vip() {
         &hc_if,
         "10.74.1.1/24",
     );
-    lab.veth(
+    packet_support::veth(
         &host,
         &hb_if,
         "10.74.2.1/24",

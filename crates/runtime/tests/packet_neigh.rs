@@ -13,7 +13,7 @@ use tether_runtime::netlink::Netlink;
 
 fn route(addr: &str) -> Route {
     Route {
-        next_hop: addr.parse().unwrap(),
+        next_hop: addr.parse().expect("a test address"),
         dispatched: false,
     }
 }
@@ -24,7 +24,7 @@ fn resolver_finds_the_peer_mac_directly_and_through_a_gateway() {
     let a = lab.netns("a");
     let b = lab.netns("b");
     let (a_if, b_if) = (lab.name("x"), lab.name("y"));
-    lab.veth(&a, &a_if, "10.72.0.1/24", &b, &b_if, "10.72.0.2/24");
+    packet_support::veth(&a, &a_if, "10.72.0.1/24", &b, &b_if, "10.72.0.2/24");
     run(
         "ip",
         &["-n", &a, "route", "add", "192.0.2.0/24", "via", "10.72.0.2"],

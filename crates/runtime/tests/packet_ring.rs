@@ -50,7 +50,7 @@ fn ring_sees_frames_from_the_peer_and_transmitted_frames_reach_it() {
     let a = lab.netns("a");
     let b = lab.netns("b");
     let (a_if, b_if) = (lab.name("x"), lab.name("y"));
-    lab.veth(&a, &a_if, "10.71.0.1/24", &b, &b_if, "10.71.0.2/24");
+    packet_support::veth(&a, &a_if, "10.71.0.1/24", &b, &b_if, "10.71.0.2/24");
 
     let b_if2 = b_if.clone();
     let peer_mac = in_netns(&b, move || {

@@ -16,7 +16,7 @@ fn steered_port_reaches_the_agent_not_the_host_and_the_table_goes_at_shutdown() 
     let a = lab.netns("a");
     let b = lab.netns("b");
     let (a_if, b_if) = (lab.name("x"), lab.name("y"));
-    lab.veth(&a, &a_if, "10.73.0.1/24", &b, &b_if, "10.73.0.2/24");
+    packet_support::veth(&a, &a_if, "10.73.0.1/24", &b, &b_if, "10.73.0.2/24");
     let table = lab.name("t");
 
     // A stale table of a crashed run, which start-up must remove.

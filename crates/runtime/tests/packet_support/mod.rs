@@ -45,19 +45,19 @@ impl Lab {
         run("ip", &["-n", &name, "link", "set", "lo", "up"]);
         name
     }
+}
 
-    /// Connects `a` and `b` with a veth pair `a_if`/`b_if`, addresses them and brings them up.
-    pub fn veth(&self, a: &str, a_if: &str, a_addr: &str, b: &str, b_if: &str, b_addr: &str) {
-        run(
-            "ip",
-            &[
-                "link", "add", a_if, "netns", a, "type", "veth", "peer", "name", b_if, "netns", b,
-            ],
-        );
-        for (ns, ifname, addr) in [(a, a_if, a_addr), (b, b_if, b_addr)] {
-            run("ip", &["-n", ns, "addr", "add", addr, "dev", ifname]);
-            run("ip", &["-n", ns, "link", "set", ifname, "up"]);
-        }
+/// Connects `a` and `b` with a veth pair `a_if`/`b_if`, addresses them and brings them up.
+pub fn veth(a: &str, a_if: &str, a_addr: &str, b: &str, b_if: &str, b_addr: &str) {
+    run(
+        "ip",
+        &[
+            "link", "add", a_if, "netns", a, "type", "veth", "peer", "name", b_if, "netns", b,
+        ],
+    );
+    for (ns, ifname, addr) in [(a, a_if, a_addr), (b, b_if, b_addr)] {
+        run("ip", &["-n", ns, "addr", "add", addr, "dev", ifname]);
+        run("ip", &["-n", ns, "link", "set", ifname, "up"]);
     }
 }
 
@@ -147,10 +147,10 @@ pub mod manager {
         Message::WildcardUpdate(WildcardUpdate {
             affinity: WildcardAffinity {
                 protocol,
-                src: src.parse().unwrap(),
+                src: src.parse().expect("a test address"),
                 src_mask: mask(src_bits),
                 src_port,
-                dst: dst.parse().unwrap(),
+                dst: dst.parse().expect("a test address"),
                 dst_mask: mask(dst_bits),
                 dst_port,
                 dispatch: false,
@@ -169,9 +169,14 @@ pub mod manager {
     /// A fixed affinity for UDP `src` → `dst` that NATs to `nat_src`/`nat_dst` (unspecified
     /// or port 0 keep a field) and forwards towards `forward`.
     pub fn fixed_udp(src: &str, dst: &str, nat_src: &str, nat_dst: &str, forward: &str) -> Message {
-        let (src, dst): (SocketAddr, SocketAddr) = (src.parse().unwrap(), dst.parse().unwrap());
-        let (nat_src, nat_dst): (SocketAddr, SocketAddr) =
-            (nat_src.parse().unwrap(), nat_dst.parse().unwrap());
+        let (src, dst): (SocketAddr, SocketAddr) = (
+            src.parse().expect("a test address"),
+            dst.parse().expect("a test address"),
+        );
+        let (nat_src, nat_dst): (SocketAddr, SocketAddr) = (
+            nat_src.parse().expect("a test address"),
+            nat_dst.parse().expect("a test address"),
+        );
         Message::FixedUpdate(FixedUpdate {
             affinity: FixedAffinity {
                 key: AffinityKey {
@@ -183,7 +188,7 @@ pub mod manager {
                 },
                 dispatch: false,
                 information: false,
-                forward: forward.parse().unwrap(),
+                forward: forward.parse().expect("a test address"),
                 ttl: 60,
             },
             actions: Actions {
@@ -205,7 +210,9 @@ pub mod manager {
     /// Sends `messages`, unsigned, from `socket` to the worker at `to`.
     pub fn send(socket: &UdpSocket, to: &str, messages: &[Message]) {
         for m in messages {
-            socket.send_to(&encode(m), to).unwrap();
+            socket
+                .send_to(&encode(m), to)
+                .expect("send a service message");
         }
     }
 }

@@ -79,3 +79,43 @@ fn steered_port_reaches_the_agent_not_the_host_and_the_table_goes_at_shutdown() 
     let tables = ns_exec(&a, &["nft", "list", "tables"]);
     assert!(!tables.contains(&table), "table left behind: {tables}");
 }
+
+#[test]
+fn icmp_errors_about_the_hosts_own_traffic_are_given_back_to_the_kernel() {
+    let mut lab = Lab::new("ic");
+    let a = lab.netns("a");
+    let b = lab.netns("b");
+    let (a_if, b_if) = (lab.name("x"), lab.name("y"));
+    packet_support::veth(&a, &a_if, "10.75.0.1/24", &b, &b_if, "10.75.0.2/24");
+    let table = lab.name("t");
+
+    let (worker, refused) = in_netns(&a, move || {
+        let addr: IpAddr = "10.75.0.1".parse().unwrap();
+        let mut config = AgentWorkerConfig::new(
+            AgentConfig::new("agent-a", addr),
+            vec![a_if],
+            "0.0.0.0:7501".parse().unwrap(),
+        );
+        config.steering_table = table;
+        let worker = AgentWorker::spawn(config).unwrap();
+        let manager_socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let wildcard = manager::wildcard(17, ("0.0.0.0", 0, 0), ("10.75.0.1", 32, 5001));
+        manager::send(&manager_socket, "127.0.0.1:7501", &[wildcard]);
+        assert!(eventually(5, || worker.snapshot().steering_rules > 0));
+        // Nothing listens on the peer: its port unreachable comes back through the steered
+        // interface, and only re-injection gets it to this connected socket.
+        let s = UdpSocket::bind("10.75.0.1:0").unwrap();
+        s.connect("10.75.0.2:6000").unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        s.send(b"anyone there?").unwrap();
+        let refused = s.recv(&mut [0u8; 16]).map_err(|e| e.kind());
+        (worker, refused)
+    });
+    assert_eq!(refused, Err(std::io::ErrorKind::ConnectionRefused));
+    assert!(
+        eventually(2, || worker.snapshot().reinjected >= 1),
+        "{:?}",
+        worker.snapshot()
+    );
+    worker.shutdown().unwrap();
+}

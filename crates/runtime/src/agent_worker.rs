@@ -29,7 +29,7 @@ use tether_agent::{Agent, AgentConfig, AgentStats, LabelCounts, Route};
 use tether_proto::{CodecCounters, Timestamp};
 use tether_wire::packet::IpVersion;
 
-use crate::neigh::{Resolution, Resolver};
+use crate::neigh::Resolver;
 use crate::reinject::Reinjector;
 use crate::steering::{self, Steerer, SteeringError};
 use crate::sys::{PacketSocket, PollSet, RingConfig, SysError, TxSocket};
@@ -361,6 +361,8 @@ struct Counters {
     tx_frames: u64,
     tx_bytes: u64,
     drops: LabelCounts,
+    /// Frames the kernel dropped because a ring was full.
+    ring_full: u64,
     reinjected: u64,
 }
 
@@ -420,14 +422,6 @@ fn steered(icmp_steered: (bool, bool), version: IpVersion) -> bool {
     match version {
         IpVersion::V4 => icmp_steered.0,
         IpVersion::V6 => icmp_steered.1,
-    }
-}
-
-/// Packets that were handed to a route the resolver could not serve yet.
-fn label(resolution: Resolution) -> &'static str {
-    match resolution {
-        Resolution::NoRoute => "no_route",
-        Resolution::Ready(_) | Resolution::Pending => "unresolved_neighbour",
     }
 }
 

@@ -291,11 +291,6 @@ impl Steerer {
         &self.table
     }
 
-    /// The ruleset most recently asked for.
-    pub fn current(&self) -> &Ruleset {
-        &self.last_sent
-    }
-
     /// Rules installed and failures so far.
     pub fn status(&self) -> SteeringStatus {
         *self.status.lock().unwrap_or_else(PoisonError::into_inner)

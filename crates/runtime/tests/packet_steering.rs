@@ -1,12 +1,13 @@
 //! Steering with a running agent worker: owned traffic reaches the ring but not the host's
-//! sockets, other traffic still does, and nothing is left behind after shutdown.
+//! sockets, other traffic still does, ICMP errors that are not the agent's go back to the
+//! kernel, and nothing is left behind after shutdown.
 
 mod packet_support;
 
 use std::net::{IpAddr, UdpSocket};
 use std::time::Duration;
 
-use packet_support::{Lab, eventually, in_netns, manager, ns_exec, spawn_in_netns};
+use packet_support::{Lab, eventually, in_netns, manager, ns_exec, run, spawn_in_netns};
 use tether_agent::AgentConfig;
 use tether_runtime::agent_worker::{AgentWorker, AgentWorkerConfig};
 
@@ -31,6 +32,7 @@ fn steered_port_reaches_the_agent_not_the_host_and_the_table_goes_at_shutdown() 
             "0.0.0.0:7301".parse().unwrap(),
         );
         config.steering_table = table2;
+        config.multicast_group = Some("239.1.73.1:7302".parse().unwrap());
         let worker = AgentWorker::spawn(config).unwrap();
         let steered = UdpSocket::bind("10.73.0.1:5001").unwrap();
         let open = UdpSocket::bind("10.73.0.1:5002").unwrap();
@@ -38,10 +40,17 @@ fn steered_port_reaches_the_agent_not_the_host_and_the_table_goes_at_shutdown() 
             s.set_read_timeout(Some(Duration::from_millis(1500)))
                 .unwrap();
         }
-        let manager_socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let wildcard = manager::wildcard(17, ("0.0.0.0", 0, 0), ("10.73.0.1", 32, 5001));
-        manager::send(&manager_socket, "127.0.0.1:7301", &[wildcard]);
         (worker, steered, open)
+    });
+    // The wildcard comes from a manager on the peer, by multicast.
+    run(
+        "ip",
+        &["-n", &b, "route", "add", "239.0.0.0/8", "dev", &b_if],
+    );
+    in_netns(&b, || {
+        let manager_socket = UdpSocket::bind("10.73.0.2:0").unwrap();
+        let wildcard = manager::wildcard(17, ("0.0.0.0", 0, 0), ("10.73.0.1", 32, 5001));
+        manager::send(&manager_socket, "239.1.73.1:7302", &[wildcard]);
     });
     assert!(
         eventually(5, || worker.snapshot().steering_rules > 0),

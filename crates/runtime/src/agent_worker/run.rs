@@ -9,7 +9,7 @@ use tether_proto::Timestamp;
 
 use super::{
     AgentSnapshot, HOLD_CAPACITY, HOLD_UNRESOLVED, PacketPath, RETRY_PERIOD, SNAPSHOT_PERIOD,
-    Waiting, Worker, label, send_error_label, steered,
+    Waiting, Worker, send_error_label, steered,
 };
 use crate::frame;
 use crate::neigh::Resolution;
@@ -103,14 +103,15 @@ impl Worker {
     }
 
     fn publish(&mut self) {
-        let ring_drops: u64 = self
+        let counters = &mut self.path.counters;
+        counters.ring_full += self
             .rings
             .iter()
             .map(crate::sys::PacketSocket::take_drops)
-            .sum();
-        let counters = &mut self.path.counters;
-        for _ in 0..ring_drops.min(1 << 20) {
-            counters.drops.add("ring_full");
+            .sum::<u64>();
+        let mut runtime_drops: Vec<_> = counters.drops.iter().collect();
+        if counters.ring_full > 0 {
+            runtime_drops.push(("ring_full", counters.ring_full));
         }
         let stats = self.path.agent.stats().clone();
         let steering = self.steerer.status();
@@ -123,7 +124,7 @@ impl Worker {
             tx_frames: counters.tx_frames,
             rx_bytes: counters.rx_bytes,
             tx_bytes: counters.tx_bytes,
-            runtime_drops: counters.drops.iter().collect(),
+            runtime_drops,
             steering_rules: steering.rules,
             steering_failures: steering.failures,
             reinjected: counters.reinjected,
@@ -158,7 +159,7 @@ impl PacketPath {
                 Resolution::Pending => {
                     self.wait(now + HOLD_UNRESOLVED, route, frame.data.to_vec());
                 }
-                unusable @ Resolution::NoRoute => self.counters.drops.add(label(unusable)),
+                Resolution::NoRoute => self.counters.drops.add("no_route"),
             },
             Verdict::NotOurs => {
                 if self.icmp_steered != (false, false)
@@ -209,7 +210,7 @@ impl PacketPath {
                 self.count_send(sent, self.scratch.len());
             }
             Resolution::Pending => self.wait(deadline, route, frame),
-            unusable @ Resolution::NoRoute => self.counters.drops.add(label(unusable)),
+            Resolution::NoRoute => self.counters.drops.add("no_route"),
         }
     }
 

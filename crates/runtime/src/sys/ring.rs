@@ -189,10 +189,13 @@ impl PacketSocket {
         let start = self.next_block * self.ring.block_size;
         // SAFETY: `start` is the offset of a block inside the mapping (next_block < count).
         let base = unsafe { self.ring.base.add(start) };
-        if block_status(base).load(Ordering::Acquire) & libc::TP_STATUS_USER == 0 {
+        // SAFETY: `base` is the start of a block of the live mapping.
+        let status = unsafe { block_status(base) };
+        if status.load(Ordering::Acquire) & libc::TP_STATUS_USER == 0 {
             return None;
         }
-        let read = |at| read_u32(base, self.ring.block_size, at);
+        // SAFETY: `base` starts a block of `block_size` bytes inside the live mapping.
+        let read = |at| unsafe { read_u32(base, self.ring.block_size, at) };
         let remaining = read(block::NUM_PKTS);
         let offset = read(block::FIRST_PKT) as usize;
         self.next_block = (self.next_block + 1) % self.ring.block_count;
@@ -242,14 +245,22 @@ impl AsFd for PacketSocket {
     clippy::cast_ptr_alignment,
     reason = "blocks are page aligned and the status word sits at offset 8"
 )]
-fn block_status<'a>(base: NonNull<u8>) -> &'a AtomicU32 {
+///
+/// # Safety
+///
+/// `base` must be the start of a block of a ring mapping that outlives `'a`.
+unsafe fn block_status<'a>(base: NonNull<u8>) -> &'a AtomicU32 {
     // SAFETY: every block starts with a 4-byte-aligned `tpacket_block_desc` (blocks are page
     // aligned); its status word lives as long as the mapping, which outlives the caller's use.
     unsafe { &*base.add(block::STATUS).as_ptr().cast::<AtomicU32>() }
 }
 
 /// Reads a native-endian u32 at `at` inside a block of `size` bytes; 0 when out of bounds.
-fn read_u32(base: NonNull<u8>, size: usize, at: usize) -> u32 {
+///
+/// # Safety
+///
+/// `base` must be the start of a block of `size` bytes inside a live ring mapping.
+unsafe fn read_u32(base: NonNull<u8>, size: usize, at: usize) -> u32 {
     if at + 4 > size {
         return 0;
     }
@@ -294,7 +305,8 @@ impl Block<'_> {
         }
         self.remaining -= 1;
         let hdr = self.offset;
-        let read = |at| read_u32(self.base, self.size, hdr + at);
+        // SAFETY: a `Block` always describes a block of the live mapping it borrows.
+        let read = |at| unsafe { read_u32(self.base, self.size, hdr + at) };
         let snaplen = read(frame::SNAPLEN) as usize;
         let wire_len = read(frame::LEN);
         let status = read(frame::STATUS);
@@ -321,7 +333,9 @@ impl Block<'_> {
 
 impl Drop for Block<'_> {
     fn drop(&mut self) {
-        block_status(self.base).store(libc::TP_STATUS_KERNEL, Ordering::Release);
+        // SAFETY: a `Block` always starts a block of the live mapping it borrows.
+        let status = unsafe { block_status(self.base) };
+        status.store(libc::TP_STATUS_KERNEL, Ordering::Release);
     }
 }
 

@@ -12,7 +12,7 @@
 //! of the host itself. Telling them apart needs the embedded packet, which nftables cannot
 //! match against the agent's affinities; so all ICMP errors of a family with wildcards are
 //! dropped on data interfaces and go to the agent, and those the agent says are not ours are
-//! re-injected into the kernel ([`crate::reinject`]), which then delivers or routes them as if
+//! re-injected into the kernel (by a raw IP socket), which then delivers or routes them as if
 //! they had just arrived.
 //!
 //! The worker's own service messages (UDP to its control port) are accepted first, whatever

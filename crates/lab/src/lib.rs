@@ -7,8 +7,10 @@
 
 mod command;
 mod error;
+mod net;
 pub mod netns;
 mod stop;
+pub mod stream;
 
 pub use error::LabError;
 pub use stop::StopFlag;

@@ -9,7 +9,63 @@ use std::net::IpAddr;
 use std::process::Command;
 use std::time::Duration;
 
-use tether_lab::netns::{Host, Lab, LinkSpec};
+use tether_lab::StopFlag;
+use tether_lab::netns::{Host, Lab, LinkSpec, Process, Transport};
+use tether_lab::stream::{self, StreamClientConfig, StreamReport};
+
+/// Names the traffic program [`traffic_program`] runs when this binary is started inside a
+/// namespace.
+const PROGRAM: &str = "TETHER_LAB_TEST_PROGRAM";
+
+/// Not a test: the namespace tests start this test binary inside a namespace to run one
+/// traffic program there, as the `tether lab …` subcommands will.
+#[test]
+#[ignore = "started by the namespace tests inside a namespace"]
+fn traffic_program() {
+    let Ok(program) = std::env::var(PROGRAM) else {
+        return;
+    };
+    match program.split_whitespace().collect::<Vec<_>>().as_slice() {
+        ["stream-server", listen, name] => {
+            stream::serve(listen.parse().unwrap(), name, &StopFlag::new()).unwrap();
+        }
+        ["stream-client", target, streams, bytes] => {
+            let mut config = StreamClientConfig::new(target.parse().unwrap());
+            config.streams = streams.parse().unwrap();
+            config.bytes_per_stream = bytes.parse().unwrap();
+            println!("REPORT {}", stream::run(&config).to_json());
+        }
+        _ => panic!("unknown traffic program `{program}`"),
+    }
+}
+
+/// Starts [`traffic_program`] inside `host`.
+fn start_program(host: &Host, program: &str) -> Process {
+    let exe = std::env::current_exe().unwrap();
+    host.spawn(&[
+        "env",
+        &format!("{PROGRAM}={program}"),
+        exe.to_str().unwrap(),
+        "--exact",
+        "traffic_program",
+        "--ignored",
+        "--nocapture",
+    ])
+    .unwrap()
+}
+
+/// Runs a stream client program inside `host` to completion and reads its report.
+fn stream_client(host: &Host, target: &str, streams: u32, bytes: u64) -> StreamReport {
+    let mut client = start_program(host, &format!("stream-client {target} {streams} {bytes}"));
+    let status = client.wait_timeout(Duration::from_mins(1)).unwrap();
+    assert!(status.is_some_and(|s| s.success()), "{}", client.stderr());
+    let stdout = client.stdout();
+    let json = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("REPORT "))
+        .unwrap_or_else(|| panic!("no report in {stdout}"));
+    StreamReport::from_json(json).unwrap()
+}
 
 fn reaches(from: &Host, to: &str) -> bool {
     let out = from
@@ -241,4 +297,31 @@ fn a_spawned_process_reports_its_output_and_stops_on_signal() {
         .exec(&["ip", "link", "set", "nosuchdev", "up"])
         .unwrap_err();
     assert!(err.to_string().contains("nosuchdev"), "{err}");
+}
+
+#[test]
+fn streams_between_namespaces_complete_over_ipv4_and_ipv6() {
+    let lab = Lab::new("streams").unwrap();
+    let client = lab.host("client").unwrap();
+    let server = lab.host("server").unwrap();
+    lab.link(
+        &client,
+        &server,
+        LinkSpec {
+            a_addrs: &["10.5.0.1/24", "fd05::1/64"],
+            b_addrs: &["10.5.0.2/24", "fd05::2/64"],
+            mtu: None,
+        },
+    )
+    .unwrap();
+    let _server = start_program(&server, "stream-server [::]:7000 backend1");
+    server
+        .wait_listening(Transport::Tcp, 7000, Duration::from_secs(10))
+        .unwrap();
+    for target in ["10.5.0.2:7000", "[fd05::2]:7000"] {
+        let report = stream_client(&client, target, 4, 1 << 20);
+        assert!(report.all_complete(), "{report}");
+        assert_eq!(report.servers().get("backend1"), Some(&4), "{report}");
+        assert_eq!(report.bytes_verified(), 4 << 20);
+    }
 }

@@ -1,10 +1,12 @@
 //! Long-lived checksummed TCP streams: every byte in both directions is verified.
 //!
-//! A client connects and sends a [`Header`] (stream id, byte count, seed, pace). The server
-//! answers with its name (one length byte, then the name), then both sides send `total` bytes
-//! of the sequence of [`pattern`] — the server with `seed`, the client with `seed ^ CLIENT_SALT`
-//! — while reading and verifying the other's. Each side then closes its sending half; a stream
-//! is complete when both sides have verified every byte and seen a clean end of stream.
+//! A client connects and sends a 33-byte header: `TLAB`, version 1, then big-endian stream
+//! id (u32), byte count, seed and pace in bytes per second (u64 each; 0 for unpaced). The
+//! server answers with its name (one length byte, then the name). Then both sides send
+//! `total` bytes of a sequence whose byte `i` depends only on the seed and `i` — the server
+//! from the seed, the client from the seed with a fixed salt — while reading and verifying the
+//! other's. Each side then closes its sending half; a stream is complete when both sides
+//! have verified every byte and seen a clean end of stream.
 //!
 //! The server's name tells a test which backend a stream reached, and that it stayed there.
 #![expect(

@@ -158,8 +158,12 @@ fn exchange(
             Ok(sent)
         });
         let received = receive(&stream, header, patience, result);
-        if received.is_err() {
-            // Unblocks the writer; the stream is lost anyway.
+        // After an early end of stream the writer is left to finish or fail by itself: a
+        // reset it meets is the truer outcome. Otherwise it is unblocked, the stream being lost.
+        if received
+            .as_ref()
+            .is_err_and(|(outcome, _)| *outcome != StreamOutcome::ShortRead)
+        {
             let _ = stream.shutdown(Shutdown::Both);
         }
         let written = match writer.join() {
@@ -173,8 +177,12 @@ fn exchange(
         (received, written)
     });
     result.bytes_sent = sent;
-    received?;
-    written
+    match (received, written) {
+        // The kernel reports a reset once: if the writer took it, the reader saw only the end.
+        (Err((StreamOutcome::ShortRead, _)), Err(reset @ (StreamOutcome::Reset, _))) => Err(reset),
+        (Err(failure), _) => Err(failure),
+        (Ok(()), written) => written,
+    }
 }
 
 /// Reads the server's greeting, the whole sequence and the clean end of stream.

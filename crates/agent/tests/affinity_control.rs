@@ -194,7 +194,7 @@ fn with_extra_segment(mut bytes: Vec<u8>, segment_type: u8, required: bool) -> V
 fn update_with_an_unknown_required_segment_is_denied_naming_it() {
     let mut a = agent();
     install(&mut a, at(0.0), WILDCARD);
-    let fixed = codec::encode(&common::setup_message(FIXED));
+    let fixed = codec::encode(&setup_message(FIXED));
     a.handle_datagram(at(0.0), MANAGER, &with_extra_segment(fixed, 0x63, true));
     assert!(
         !has_fixed(&a),
@@ -217,7 +217,7 @@ fn update_with_an_unknown_required_segment_is_denied_naming_it() {
 fn update_with_an_unknown_optional_segment_is_applied() {
     let mut a = agent();
     install(&mut a, at(0.0), WILDCARD);
-    let fixed = codec::encode(&common::setup_message(FIXED));
+    let fixed = codec::encode(&setup_message(FIXED));
     a.handle_datagram(at(0.0), MANAGER, &with_extra_segment(fixed, 0x63, false));
     assert!(has_fixed(&a));
     assert!(messages(&mut a).is_empty(), "nothing to deny");

@@ -3,4 +3,5 @@
 //! project lives in this crate's `sys` module.
 
 pub mod agent_worker;
+pub mod health;
 pub mod manager_driver;

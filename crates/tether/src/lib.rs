@@ -4,7 +4,7 @@
 
 pub mod admin;
 pub mod cli;
-mod client;
+pub mod client;
 pub mod commands;
 pub mod config;
 mod daemon;

@@ -25,7 +25,7 @@ struct Metrics {
 }
 
 impl Metrics {
-    fn counter<I>(&mut self, name: &str, help: &str, unit: Option<Unit>, values: I)
+    fn counter<I>(&mut self, name: &str, help: &str, values: I)
     where
         I: IntoIterator<Item = (Labels, u64)>,
     {
@@ -33,10 +33,7 @@ impl Metrics {
         for (labels, value) in values {
             family.get_or_create(&labels).inc_by(value);
         }
-        match unit {
-            Some(unit) => self.registry.register_with_unit(name, help, unit, family),
-            None => self.registry.register(name, help, family),
-        }
+        self.registry.register(name, help, family);
     }
 
     fn gauge<I>(&mut self, name: &str, help: &str, values: I)
@@ -53,11 +50,22 @@ impl Metrics {
     }
 
     fn total(&mut self, name: &str, help: &str, value: u64) {
-        self.counter(name, help, None, [(Vec::new(), value)]);
+        let counter = Counter::<u64>::default();
+        counter.inc_by(value);
+        self.registry.register(name, help, counter);
+    }
+
+    fn bytes(&mut self, name: &str, help: &str, value: u64) {
+        let counter = Counter::<u64>::default();
+        counter.inc_by(value);
+        self.registry
+            .register_with_unit(name, help, Unit::Bytes, counter);
     }
 
     fn single(&mut self, name: &str, help: &str, value: u64) {
-        self.gauge(name, help, [(Vec::new(), value)]);
+        let gauge = Gauge::<i64>::default();
+        gauge.set(i64::try_from(value).unwrap_or(i64::MAX));
+        self.registry.register(name, help, gauge);
     }
 }
 
@@ -106,25 +114,18 @@ fn by_reason<'a>(
 }
 
 fn agent_metrics(m: &mut Metrics, a: &AgentReport) {
-    let bytes = Some(Unit::Bytes);
     m.total(
         "tether_agent_received_packets",
         "Frames received on the packet rings.",
         a.rx_packets,
     );
-    m.counter(
+    m.bytes(
         "tether_agent_received",
         "Bytes received on the packet rings.",
-        bytes.clone(),
-        [(Vec::new(), a.rx_bytes)],
+        a.rx_bytes,
     );
     m.total("tether_agent_sent_packets", "Frames sent.", a.tx_packets);
-    m.counter(
-        "tether_agent_sent",
-        "Bytes sent.",
-        bytes,
-        [(Vec::new(), a.tx_bytes)],
-    );
+    m.bytes("tether_agent_sent", "Bytes sent.", a.tx_bytes);
     m.total(
         "tether_agent_forwarded_packets",
         "Packets forwarded by an affinity.",
@@ -148,7 +149,6 @@ fn agent_metrics(m: &mut Metrics, a: &AgentReport) {
     m.counter(
         "tether_agent_dropped_packets",
         "Packets dropped, by reason.",
-        None,
         by_reason(&a.drops, &[]),
     );
     m.total(
@@ -169,7 +169,6 @@ fn agent_metrics(m: &mut Metrics, a: &AgentReport) {
     m.counter(
         "tether_agent_rejected_messages",
         "Service messages rejected (authentication, replay, malformed), by reason.",
-        None,
         by_reason(&a.rejected, &REJECTION_REASONS),
     );
     m.single(
@@ -249,19 +248,16 @@ fn manager_metrics(m: &mut Metrics, r: &ManagerReport) {
     m.counter(
         "tether_manager_dropped",
         "Packets and messages dropped, by reason.",
-        None,
         by_reason(&c.dropped, &[]),
     );
     m.counter(
         "tether_manager_rejected_messages",
         "Service messages rejected (authentication, replay, malformed), by reason.",
-        None,
         by_reason(&c.rejected, &REJECTION_REASONS),
     );
     m.counter(
         "tether_manager_received_denies",
         "Affinity update-denies received, by agent.",
-        None,
         r.denies
             .iter()
             .map(|(agent, n)| (vec![("agent", agent.clone())], *n)),

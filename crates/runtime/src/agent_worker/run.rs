@@ -1,0 +1,239 @@
+//! The worker thread's loop and its per-frame path.
+
+use std::io;
+use std::net::UdpSocket;
+use std::sync::PoisonError;
+
+use tether_agent::{OutPacket, Route, Verdict};
+use tether_proto::Timestamp;
+
+use super::{
+    AgentSnapshot, HOLD_CAPACITY, HOLD_UNRESOLVED, PacketPath, RETRY_PERIOD, SNAPSHOT_PERIOD,
+    Waiting, Worker, send_error_label, steered,
+};
+use crate::frame;
+use crate::neigh::Resolution;
+use crate::steering::{self, SteeringError};
+use crate::sys::RxFrame;
+
+/// Largest service message read (a UDP datagram).
+const DATAGRAM_MAX: usize = 65_535;
+
+impl Worker {
+    /// Runs until the stop socket becomes readable, then removes the steering table.
+    pub(super) fn run(mut self) -> Result<(), SteeringError> {
+        let mut poll = self.poll_set();
+        let mut buf = vec![0u8; DATAGRAM_MAX];
+        let mut last_publish = Timestamp::ZERO;
+        let mut last_expire = Timestamp::ZERO;
+        loop {
+            let now = self.clock.now();
+            let mut wait = SNAPSHOT_PERIOD;
+            if let Some(deadline) = self.path.agent.poll_timeout() {
+                wait = wait.min(deadline.saturating_since(now));
+            }
+            if !self.path.waiting.is_empty() {
+                wait = wait.min(RETRY_PERIOD);
+            }
+            if let Err(e) = poll.wait(Some(wait)) {
+                tracing::error!(error = %e, "agent worker cannot poll; stopping");
+                break;
+            }
+            if poll.is_ready(0) {
+                break;
+            }
+            let now = self.clock.now();
+            for ring in &mut self.rings {
+                while let Some(mut block) = ring.next_block() {
+                    while let Some(mut frame) = block.next_frame() {
+                        self.path.on_frame(now, &mut frame);
+                    }
+                }
+            }
+            let mut control_changed = self.receive(now, &mut buf);
+            if self.path.agent.poll_timeout().is_some_and(|t| t <= now) {
+                self.path.agent.handle_timeout(now);
+                control_changed = true;
+            }
+            self.path.flush(now, &self.sockets.unicast);
+            if control_changed {
+                let rules = steering::ruleset(
+                    self.steerer.table(),
+                    &self.interfaces,
+                    self.control_port,
+                    self.path.agent.wildcard_affinities().map(|w| w.affinity),
+                );
+                self.path.icmp_steered = (rules.icmp_v4, rules.icmp_v6);
+                self.steerer.update(rules);
+            }
+            if now.saturating_since(last_expire) >= crate::neigh::CACHE_TTL {
+                self.path.resolver.expire(now);
+                last_expire = now;
+            }
+            if now.saturating_since(last_publish) >= SNAPSHOT_PERIOD {
+                self.publish();
+                last_publish = now;
+            }
+        }
+        self.publish();
+        self.steerer.stop()
+    }
+
+    /// Reads every pending service message; says whether any arrived.
+    fn receive(&mut self, now: Timestamp, buf: &mut [u8]) -> bool {
+        let mut any = false;
+        let sockets = [Some(&self.sockets.unicast), self.sockets.multicast.as_ref()];
+        for socket in sockets.into_iter().flatten() {
+            loop {
+                match socket.recv_from(buf) {
+                    Ok((n, from)) => {
+                        let payload = buf.get(..n).unwrap_or_default();
+                        self.path.agent.handle_datagram(now, from, payload);
+                        any = true;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "service socket receive failed");
+                        break;
+                    }
+                }
+            }
+        }
+        any
+    }
+
+    fn publish(&mut self) {
+        let counters = &mut self.path.counters;
+        counters.ring_full += self
+            .rings
+            .iter()
+            .map(crate::sys::PacketSocket::take_drops)
+            .sum::<u64>();
+        let mut runtime_drops: Vec<_> = counters.drops.iter().collect();
+        if counters.ring_full > 0 {
+            runtime_drops.push(("ring_full", counters.ring_full));
+        }
+        let stats = self.path.agent.stats().clone();
+        let steering = self.steerer.status();
+        let snapshot = AgentSnapshot {
+            fixed_affinities: stats.fixed_affinities,
+            wildcard_affinities: stats.wildcard_affinities,
+            codec: self.path.agent.codec_counters(),
+            stats,
+            rx_frames: counters.rx_frames,
+            tx_frames: counters.tx_frames,
+            rx_bytes: counters.rx_bytes,
+            tx_bytes: counters.tx_bytes,
+            runtime_drops,
+            steering_rules: steering.rules,
+            steering_failures: steering.failures,
+            reinjected: counters.reinjected,
+        };
+        *self
+            .published
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = snapshot;
+    }
+}
+
+impl PacketPath {
+    /// One received frame through the agent, and out.
+    fn on_frame(&mut self, now: Timestamp, frame: &mut RxFrame<'_>) {
+        self.counters.rx_frames += 1;
+        self.counters.rx_bytes += u64::from(frame.wire_len);
+        if frame.data.len() < frame.wire_len as usize {
+            // Only larger than a ring block; the kernel still has its own copy.
+            self.counters.drops.add("rx_truncated");
+            return;
+        }
+        if frame.checksum_pending() {
+            frame::complete_checksum(frame.data);
+        }
+        match self.agent.handle_frame(now, frame.data) {
+            Verdict::Forward(route) => match self.resolver.resolve(now, route) {
+                Resolution::Ready(hop) => {
+                    frame::readdress(frame.data, &hop);
+                    let sent = self.tx.send(hop.ifindex, frame.data);
+                    self.count_send(sent, frame.data.len());
+                }
+                Resolution::Pending => {
+                    self.wait(now + HOLD_UNRESOLVED, route, frame.data.to_vec());
+                }
+                Resolution::NoRoute => self.counters.drops.add("no_route"),
+            },
+            Verdict::NotOurs => {
+                if self.icmp_steered != (false, false)
+                    && let Some((version, ip)) = frame::icmp_error(frame.data)
+                    && steered(self.icmp_steered, version)
+                {
+                    match self.reinject.send(ip) {
+                        Ok(()) => self.counters.reinjected += 1,
+                        Err(_) => self.counters.drops.add("reinject_failed"),
+                    }
+                }
+            }
+            Verdict::Drop(_) | Verdict::ToManager | Verdict::Held => {}
+        }
+    }
+
+    /// Sends the agent's service messages and packets.
+    fn flush(&mut self, now: Timestamp, unicast: &UdpSocket) {
+        while let Some(transmit) = self.agent.poll_transmit() {
+            if unicast.send_to(&transmit.payload, transmit.dest).is_err() {
+                self.counters.drops.add("service_send_failed");
+            }
+        }
+        while let Some(OutPacket { packet, route }) = self.agent.poll_packet() {
+            let mut frame = Vec::with_capacity(packet.len() + 14);
+            frame.extend_from_slice(&[0; 14]);
+            frame.extend_from_slice(&packet);
+            self.forward_owned(now, route, frame, now + HOLD_UNRESOLVED);
+        }
+        let mut retry = core::mem::take(&mut self.waiting);
+        while let Some(waiting) = retry.pop_front() {
+            if waiting.deadline <= now {
+                self.counters.drops.add("unresolved_neighbour");
+            } else {
+                self.forward_owned(now, waiting.route, waiting.frame, waiting.deadline);
+            }
+        }
+    }
+
+    /// Sends a frame the worker owns (from `poll_packet` or the waiting queue); its Ethernet
+    /// type is set from the IP version, its addresses from the next hop.
+    fn forward_owned(&mut self, now: Timestamp, route: Route, frame: Vec<u8>, deadline: Timestamp) {
+        match self.resolver.resolve(now, route) {
+            Resolution::Ready(hop) => {
+                let ip = frame.get(14..).unwrap_or_default();
+                frame::encapsulate(&mut self.scratch, &hop, ip);
+                let sent = self.tx.send(hop.ifindex, &self.scratch);
+                self.count_send(sent, self.scratch.len());
+            }
+            Resolution::Pending => self.wait(deadline, route, frame),
+            Resolution::NoRoute => self.counters.drops.add("no_route"),
+        }
+    }
+
+    /// Queues a frame until its next hop resolves or `deadline` passes.
+    fn wait(&mut self, deadline: Timestamp, route: Route, frame: Vec<u8>) {
+        if self.waiting.len() >= HOLD_CAPACITY {
+            self.counters.drops.add("unresolved_neighbour");
+            return;
+        }
+        self.waiting.push_back(Waiting {
+            deadline,
+            route,
+            frame,
+        });
+    }
+
+    fn count_send(&mut self, sent: io::Result<()>, len: usize) {
+        match sent {
+            Ok(()) => {
+                self.counters.tx_frames += 1;
+                self.counters.tx_bytes += len as u64;
+            }
+            Err(e) => self.counters.drops.add(send_error_label(&e)),
+        }
+    }
+}

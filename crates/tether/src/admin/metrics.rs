@@ -76,7 +76,7 @@ pub fn render(report: &StatusReport) -> String {
     };
     m.gauge(
         "tether_node_info",
-        "Always 1; labels name the node, its version and roles.",
+        "Always 1; labels name the node, its version and roles",
         [(
             vec![
                 ("node", report.node.clone()),
@@ -116,79 +116,79 @@ fn by_reason<'a>(
 fn agent_metrics(m: &mut Metrics, a: &AgentReport) {
     m.total(
         "tether_agent_received_packets",
-        "Frames received on the packet rings.",
+        "Frames received on the packet rings",
         a.rx_packets,
     );
     m.bytes(
         "tether_agent_received",
-        "Bytes received on the packet rings.",
+        "Bytes received on the packet rings",
         a.rx_bytes,
     );
-    m.total("tether_agent_sent_packets", "Frames sent.", a.tx_packets);
-    m.bytes("tether_agent_sent", "Bytes sent.", a.tx_bytes);
+    m.total("tether_agent_sent_packets", "Frames sent", a.tx_packets);
+    m.bytes("tether_agent_sent", "Bytes sent", a.tx_bytes);
     m.total(
         "tether_agent_forwarded_packets",
-        "Packets forwarded by an affinity.",
+        "Packets forwarded by an affinity",
         a.forwarded,
     );
     m.total(
         "tether_agent_not_ours_packets",
-        "Packets no affinity covers, left to the kernel.",
+        "Packets no affinity covers, left to the kernel",
         a.not_ours,
     );
     m.total(
         "tether_agent_punted_packets",
-        "Packets sent to a manager inside interest matches.",
+        "Packets sent to a manager inside interest matches",
         a.to_manager,
     );
     m.total(
         "tether_agent_held_packets",
-        "Packets held for a manager's decision.",
+        "Packets held for a manager's decision",
         a.held,
     );
     m.counter(
         "tether_agent_dropped_packets",
-        "Packets dropped, by reason.",
+        "Packets dropped, by reason",
         by_reason(&a.drops, &[]),
     );
     m.total(
         "tether_agent_interest_matches",
-        "Interest match messages sent to managers.",
+        "Interest match messages sent to managers",
         a.interest_matches,
     );
     m.total(
         "tether_agent_received_messages",
-        "Service messages accepted.",
+        "Service messages accepted",
         a.messages_in,
     );
     m.total(
         "tether_agent_sent_messages",
-        "Service messages sent.",
+        "Service messages sent",
         a.messages_out,
     );
     m.counter(
         "tether_agent_rejected_messages",
-        "Service messages rejected (authentication, replay, malformed), by reason.",
+        "Service messages rejected (authentication, replay, malformed), by reason",
         by_reason(&a.rejected, &REJECTION_REASONS),
     );
     m.single(
         "tether_agent_fixed_affinities",
-        "Fixed affinities held.",
+        "Fixed affinities held",
         a.fixed_affinities,
     );
     m.single(
         "tether_agent_wildcard_affinities",
-        "Wildcard affinities held.",
+        "Wildcard affinities held",
         a.wildcard_affinities,
     );
     m.single(
         "tether_agent_hold_buffer_packets",
-        "Packets waiting in the hold buffer.",
+        "Packets waiting in the hold buffer",
         a.held_packets,
     );
     m.single(
         "tether_agent_steering_rules",
-        "nftables steering rules installed.",
+        "nftables steering rules installed",
         a.steering_rules,
     );
 }
@@ -197,67 +197,67 @@ fn manager_metrics(m: &mut Metrics, r: &ManagerReport) {
     let c = &r.counters;
     m.single(
         "tether_manager_backup_precedence",
-        "0 for a primary manager, above 0 for a backup.",
+        "0 for a primary manager, above 0 for a backup",
         u64::from(r.backup_precedence),
     );
     m.single(
         "tether_manager_active_flows",
-        "Flows held (open and closing).",
+        "Flows held (open and closing)",
         r.flows,
     );
     m.total(
         "tether_manager_new_flows",
-        "New flows placed on a backend (rate() gives new flows per second).",
+        "New flows placed on a backend (rate() gives new flows per second)",
         c.flows_created,
     );
     m.total(
         "tether_manager_closed_flows",
-        "Flows that reported a FIN or RST.",
+        "Flows that reported a FIN or RST",
         c.flows_closed,
     );
     m.total(
         "tether_manager_expired_flows",
-        "Flows forgotten after their expiry.",
+        "Flows forgotten after their expiry",
         c.flows_expired,
     );
     m.total(
         "tether_manager_received_datagrams",
-        "Service-message datagrams received.",
+        "Service-message datagrams received",
         c.datagrams,
     );
     m.total(
         "tether_manager_interest_matches",
-        "Interest matches (punted packets) acted on.",
+        "Interest matches (punted packets) acted on",
         c.interest_matches,
     );
     m.total(
         "tether_manager_sent_fixed_updates",
-        "Fixed affinity updates sent.",
+        "Fixed affinity updates sent",
         c.fixed_updates_sent,
     );
     m.total(
         "tether_manager_sent_wildcard_updates",
-        "Wildcard affinity updates sent.",
+        "Wildcard affinity updates sent",
         c.wildcard_updates_sent,
     );
     m.total(
         "tether_manager_returned_packets",
-        "Packets handed back in IP-packet-only messages.",
+        "Packets handed back in IP-packet-only messages",
         c.ip_packets_returned,
     );
     m.counter(
         "tether_manager_dropped",
-        "Packets and messages dropped, by reason.",
+        "Packets and messages dropped, by reason",
         by_reason(&c.dropped, &[]),
     );
     m.counter(
         "tether_manager_rejected_messages",
-        "Service messages rejected (authentication, replay, malformed), by reason.",
+        "Service messages rejected (authentication, replay, malformed), by reason",
         by_reason(&c.rejected, &REJECTION_REASONS),
     );
     m.counter(
         "tether_manager_received_denies",
-        "Affinity update-denies received, by agent.",
+        "Affinity update-denies received, by agent",
         r.denies
             .iter()
             .map(|(agent, n)| (vec![("agent", agent.clone())], *n)),
@@ -270,35 +270,35 @@ fn manager_metrics(m: &mut Metrics, r: &ManagerReport) {
     let labels = |s: &str, b: &str| vec![("service", s.to_owned()), ("backend", b.to_owned())];
     m.gauge(
         "tether_backend_healthy",
-        "1 when the backend passes its health check, else 0.",
+        "1 when the backend passes its health check, else 0",
         backends
             .iter()
             .map(|(s, b)| (labels(&s.name, &b.name), u64::from(b.healthy))),
     );
     m.gauge(
         "tether_backend_eligible",
-        "1 when new flows may go to the backend (enabled and healthy), else 0.",
+        "1 when new flows may go to the backend (enabled and healthy), else 0",
         backends
             .iter()
             .map(|(s, b)| (labels(&s.name, &b.name), u64::from(b.eligible))),
     );
     m.gauge(
         "tether_backend_active_flows",
-        "Open flows placed on the backend.",
+        "Open flows placed on the backend",
         backends
             .iter()
             .map(|(s, b)| (labels(&s.name, &b.name), b.active_flows)),
     );
     m.gauge(
         "tether_backend_weight",
-        "Configured weight of the backend.",
+        "Configured weight of the backend",
         backends
             .iter()
             .map(|(s, b)| (labels(&s.name, &b.name), u64::from(b.weight))),
     );
     m.gauge(
         "tether_backend_admin_state",
-        "1 for the backend's administrative state (enabled, draining, disabled).",
+        "1 for the backend's administrative state (enabled, draining, disabled)",
         backends.iter().flat_map(|(s, b)| {
             ["enabled", "draining", "disabled"]
                 .into_iter()

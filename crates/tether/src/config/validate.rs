@@ -95,6 +95,20 @@ pub(super) fn validate(raw: &FileConfig, base: &Path) -> Result<Config, Problems
             ),
         );
     }
+    if let Some(manager) = &raw.manager {
+        for (i, to) in manager.announce.iter().enumerate() {
+            if to.is_ipv4() != manager.listen.is_ipv4() {
+                report(
+                    &format!("manager.announce[{i}]"),
+                    format!(
+                        "{to} is not of the address family of manager.listen ({}); announce to \
+                         agents of the family the manager listens on",
+                        manager.listen
+                    ),
+                );
+            }
+        }
+    }
     let mut health = Vec::new();
     for (i, service) in raw.services.iter().enumerate() {
         if let Some(check) = &service.health {
@@ -148,13 +162,10 @@ pub(super) fn validate(raw: &FileConfig, base: &Path) -> Result<Config, Problems
         agent.hold_capacity = section.hold_capacity;
         agent.hold_time = section.hold_time;
         agent.max_fixed_affinities = section.max_fixed_affinities;
-        Some(AgentWorkerConfig {
-            agent,
-            interfaces: section.interfaces.clone(),
-            listen: section.listen,
-            multicast_group: section.multicast_group,
-            steering_table: section.steering_table.clone(),
-        })
+        let mut worker = AgentWorkerConfig::new(agent, section.interfaces.clone(), section.listen);
+        worker.multicast_group = section.multicast_group;
+        worker.steering_table.clone_from(&section.steering_table);
+        Some(worker)
     });
     Ok(Config {
         node: raw.node.name.clone(),

@@ -50,7 +50,7 @@ fn a_manager_runs_answers_status_and_stops_cleanly_on_sigterm() {
         ),
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tether"))
+    let child = Command::new(env!("CARGO_BIN_EXE_tether"))
         .args(["run", "-c", file.to_str().unwrap(), "--log-level", "warn"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

@@ -150,6 +150,13 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
         manager,
         agent,
     });
+    if !config.admin.ip().is_loopback() {
+        tracing::warn!(
+            admin = %config.admin,
+            "the admin API has no authentication and listens beyond loopback; anyone who \
+             reaches it can drain backends"
+        );
+    }
     tracing::info!(admin = %config.admin, "admin API listening");
     let served = axum::serve(listener, admin::router(Arc::clone(&daemon)))
         .with_graceful_shutdown(async move {

@@ -1,6 +1,7 @@
 //! The TOML configuration: what the file may say, how it is read, and the errors that name the
 //! file, the field and the fix.
 
+mod auth;
 mod locate;
 mod validate;
 

@@ -1,6 +1,17 @@
 //! The `tether` binary: command line, configuration, daemon composition, admin API, demo.
 #![forbid(unsafe_code)]
 
-fn main() -> anyhow::Result<()> {
-    anyhow::bail!("tether: the command line is being built; see README.md")
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = tether::cli::Cli::parse();
+    match tether::commands::execute(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("tether: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -33,7 +33,7 @@ pub fn backend4(k: usize) -> Ipv4Addr {
 
 /// IPv6 address of backend `k` (1-based).
 pub fn backend6(k: usize) -> Ipv6Addr {
-    Ipv6Addr::new(0xfd09, 10 + k as u16, 0, 0, 0, 0, 0, 2)
+    Ipv6Addr::new(0xfd09, 0x10 + k as u16, 0, 0, 0, 0, 0, 2)
 }
 
 /// What to build.
@@ -66,7 +66,8 @@ pub struct Topology {
 /// wire is at most one MTU, as on a link without segmentation offload: the agent forwards frames
 /// as they are and never sees a 64 KB super-frame from a veth. (Receive offload is off on veth.)
 pub fn disable_offloads(host: &Host, dev: &str) -> Result<(), LabError> {
-    host.ip(&["link", "set", "dev", dev, "gso_max_segs", "1"]).map(drop)
+    host.ip(&["link", "set", "dev", dev, "gso_max_segs", "1"])
+        .map(drop)
 }
 
 fn ip(s: &str) -> Result<IpAddr, LabError> {

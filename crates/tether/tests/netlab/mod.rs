@@ -19,7 +19,7 @@ pub const VIP6: &str = "fd09:100::10";
 pub const CLIENT4: &str = "10.9.1.2";
 pub const CLIENT6: &str = "fd09:1::2";
 pub const ADMIN: &str = "127.0.0.1:9090";
-const KEY: &str = "1 0f1e2d3c4b5a69788796a5b4c3d2e1f00112233445566778899aabbccddeeff\n";
+const KEY: &str = "1 0f1e2d3c4b5a69788796a5b4c3d2e1f000112233445566778899aabbccddeeff\n";
 
 pub fn backend4(k: usize) -> String {
     format!("10.9.{}.2", 10 + k)
@@ -44,7 +44,9 @@ pub struct Testbed {
 }
 
 fn run(host: &Host, args: &[&str]) -> String {
-    let out = host.exec(args).unwrap_or_else(|e| panic!("{args:?} in {}: {e}", host.name()));
+    let out = host
+        .exec(args)
+        .unwrap_or_else(|e| panic!("{args:?} in {}: {e}", host.name()));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -53,7 +55,14 @@ impl Testbed {
     /// sits behind a router whose link to it has that MTU.
     pub fn new(tag: &str, backend_mtu: Option<u32>) -> Self {
         let lab = Lab::new(tag).expect("lab");
-        let topology = Topology::build(&lab, TopologySpec { backends: 3, backend_mtu }).expect("topology");
+        let topology = Topology::build(
+            &lab,
+            TopologySpec {
+                backends: 3,
+                backend_mtu,
+            },
+        )
+        .expect("topology");
         let dir = std::env::temp_dir().join(format!("{}-files", lab.prefix()));
         std::fs::create_dir_all(&dir).expect("test directory");
         Self {
@@ -68,12 +77,20 @@ impl Testbed {
         }
     }
 
-    /// Starts nginx on backend `k` (1-based), answering `bK` on port 8080 (v4 and v6), or the
-    /// address given for DSR (the VIP on its `lo`).
+    /// Starts nginx on backend `k` (1-based), answering `bK` on ports 8080 and 8081 (v4 and
+    /// v6) and on `extra_listen` (the VIP on its `lo`, for DSR).
     pub fn start_nginx(&mut self, k: usize, extra_listen: &[&str]) {
         let dir = self.dir.join(format!("nginx-b{k}"));
         std::fs::create_dir_all(&dir).expect("nginx directory");
-        let mut listen = format!("listen {}:8080; listen [{}]:8080;", backend4(k), backend6(k));
+        let mut listen = String::new();
+        for port in [8080, 8081] {
+            let _ = write!(
+                listen,
+                "listen {}:{port}; listen [{}]:{port}; ",
+                backend4(k),
+                backend6(k)
+            );
+        }
         for l in extra_listen {
             let _ = write!(listen, " listen {l};");
         }
@@ -92,8 +109,12 @@ impl Testbed {
         let process = host
             .spawn(&["nginx", "-c", &dir.join("nginx.conf").display().to_string()])
             .expect("nginx starts");
-        host.wait_listening(tether_lab::netns::Transport::Tcp, 8080, Duration::from_secs(10))
-            .expect("nginx listens");
+        host.wait_listening(
+            tether_lab::netns::Transport::Tcp,
+            8080,
+            Duration::from_secs(10),
+        )
+        .expect("nginx listens");
         self.nginx[k - 1] = Some(process);
     }
 
@@ -129,8 +150,15 @@ impl Testbed {
         );
         let path = self.dir.join("tether.toml");
         std::fs::write(&path, config).expect("config");
-        let check = self.lb.exec(&[TETHER, "check", "-c", &path.display().to_string()]).expect("check runs");
-        assert!(check.status.success(), "config rejected: {}", String::from_utf8_lossy(&check.stderr));
+        let check = self
+            .lb
+            .exec(&[TETHER, "check", "-c", &path.display().to_string()])
+            .expect("check runs");
+        assert!(
+            check.status.success(),
+            "config rejected: {}",
+            String::from_utf8_lossy(&check.stderr)
+        );
         let process = self
             .lb
             .spawn(&[TETHER, "run", "-c", &path.display().to_string()])
@@ -139,19 +167,29 @@ impl Testbed {
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
             if let Some(status) = self.try_status() {
-                let rules = status.pointer("/agent/steering_rules").and_then(Value::as_u64).unwrap_or(0);
+                let rules = status
+                    .pointer("/agent/steering_rules")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0);
                 if rules > 0 {
                     return;
                 }
             }
-            assert!(Instant::now() < deadline, "tether did not come up: {}", self.tether_log());
+            assert!(
+                Instant::now() < deadline,
+                "tether did not come up: {}",
+                self.tether_log()
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
 
     /// What `tether run` has printed so far.
     pub fn tether_log(&self) -> String {
-        self.tether.as_ref().map(|p| format!("{}{}", p.stdout(), p.stderr())).unwrap_or_default()
+        self.tether
+            .as_ref()
+            .map(|p| format!("{}{}", p.stdout(), p.stderr()))
+            .unwrap_or_default()
     }
 
     /// Stops `tether run` with SIGTERM and waits for it to exit; returns its log.
@@ -160,12 +198,18 @@ impl Testbed {
         p.kill("TERM").expect("signal");
         let status = p.wait_timeout(Duration::from_secs(10)).expect("wait");
         let log = format!("{}{}", p.stdout(), p.stderr());
-        assert!(status.is_some_and(|s| s.success()), "tether did not exit cleanly: {log}");
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "tether did not exit cleanly: {log}"
+        );
         log
     }
 
     fn try_status(&self) -> Option<Value> {
-        let out = self.lb.exec(&[TETHER, "status", "--json", "--admin", ADMIN]).ok()?;
+        let out = self
+            .lb
+            .exec(&[TETHER, "status", "--json", "--admin", ADMIN])
+            .ok()?;
         if !out.status.success() {
             return None;
         }
@@ -174,7 +218,8 @@ impl Testbed {
 
     /// `tether status --json` on the Tether node.
     pub fn status(&self) -> Value {
-        self.try_status().unwrap_or_else(|| panic!("status unavailable: {}", self.tether_log()))
+        self.try_status()
+            .unwrap_or_else(|| panic!("status unavailable: {}", self.tether_log()))
     }
 
     /// `tether status` as a person sees it.
@@ -184,8 +229,17 @@ impl Testbed {
 
     /// Runs `tether backend ACTION SERVICE BACKEND` on the Tether node.
     pub fn backend(&self, action: &str, service: &str, backend: &str) {
-        let out = self.lb.exec(&[TETHER, "backend", action, service, backend, "--admin", ADMIN]).expect("runs");
-        assert!(out.status.success(), "backend {action}: {}", String::from_utf8_lossy(&out.stderr));
+        let out = self
+            .lb
+            .exec(&[
+                TETHER, "backend", action, service, backend, "--admin", ADMIN,
+            ])
+            .expect("runs");
+        assert!(
+            out.status.success(),
+            "backend {action}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// `n` HTTP requests from the client, each on a new connection; the bodies, in order.
@@ -197,9 +251,19 @@ impl Testbed {
         for chunk in (0..n).collect::<Vec<_>>().chunks(50) {
             let mut a = args.clone();
             a.extend(std::iter::repeat_n(url, chunk.len()));
-            let out = self.client.exec(&a).expect("curl runs");
-            assert!(out.status.success(), "curl failed: {}", String::from_utf8_lossy(&out.stderr));
-            bodies.extend(String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned));
+            let out = self.client.output(&a).expect("curl runs");
+            assert!(
+                out.status.success(),
+                "curl failed: {}\nstatus: {}\nlog:\n{}",
+                String::from_utf8_lossy(&out.stderr),
+                self.try_status().map(|s| s.to_string()).unwrap_or_default(),
+                self.tether_log()
+            );
+            bodies.extend(
+                String::from_utf8_lossy(&out.stdout)
+                    .lines()
+                    .map(str::to_owned),
+            );
         }
         bodies
     }
@@ -246,8 +310,22 @@ pub fn spread(bodies: &[String]) -> [usize; 3] {
     counts
 }
 
-/// A `[[service]]` table with the three backends.
-pub fn service(name: &str, vip: &str, port: u16, mode: &str, scheduler: &str, weights: [u32; 3], v6: bool) -> String {
+/// A `[[service]]` table with the three backends (NAT: backend port 8080, or 8081 for port 81).
+pub fn service(
+    name: &str,
+    vip: &str,
+    port: u16,
+    mode: &str,
+    scheduler: &str,
+    weights: [u32; 3],
+    v6: bool,
+) -> String {
+    // NAT services need backend ports of their own (replies must name one service); DSR keeps the port.
+    let backend_port = match (mode, port) {
+        ("dsr", _) => port,
+        (_, 81) => 8081,
+        _ => 8080,
+    };
     let mut s = format!(
         "[[service]]\nname = \"{name}\"\nvip = \"{vip}\"\nport = {port}\nprotocol = \"tcp\"\n\
          client_domain = \"{domain}\"\nscheduler = \"{scheduler}\"\nmode = \"{mode}\"\n\n\
@@ -260,9 +338,8 @@ pub fn service(name: &str, vip: &str, port: u16, mode: &str, scheduler: &str, we
             s,
             "[[service.backend]]\nname = \"b{n}\"\naddress = \"{addr}\"\nport = {bport}\nweight = {w}\n\n",
             n = k + 1,
-            bport = if mode == "dsr" { port } else { 8080 }
+            bport = backend_port
         );
     }
     s
 }
-

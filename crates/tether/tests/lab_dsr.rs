@@ -13,7 +13,8 @@ fn dsr_replies_bypass_the_tether_node() {
     let mut tb = Testbed::new("dsr", None);
     for k in 1..=3 {
         let b = &tb.backends[k - 1];
-        b.add_vip_on_lo(VIP4.parse().expect("vip")).expect("VIP on lo");
+        b.add_vip_on_lo(VIP4.parse().expect("vip"))
+            .expect("VIP on lo");
         // A return path that does not cross the Tether node.
         let direct = tb
             .lab()
@@ -27,13 +28,19 @@ fn dsr_replies_bypass_the_tether_node() {
                 },
             )
             .expect("direct link");
-        b.route("10.9.1.0/24", Some(format!("10.9.{}.1", 20 + k).parse().expect("ip")), Some(&direct.b_dev))
-            .expect("return route");
+        b.route(
+            "10.9.1.0/24",
+            Some(format!("10.9.{}.1", 20 + k).parse().expect("ip")),
+            Some(&direct.b_dev),
+        )
+        .expect("return route");
         tb.start_nginx(k, &[&format!("{VIP4}:80")]);
     }
     tb.start_tether(&service("web", VIP4, 80, "dsr", "wrr", [1, 1, 1], false));
 
-    let filter = format!("tcp and ((dst host {VIP4} and dst port 80) or (src port 80 and dst host {CLIENT4}))");
+    let filter = format!(
+        "tcp and ((dst host {VIP4} and dst port 80) or (src port 80 and dst host {CLIENT4}))"
+    );
     let mut capture = tb
         .lb
         .spawn(&["tcpdump", "-i", "any", "-nn", "-l", "-q", &filter])
@@ -46,9 +53,21 @@ fn dsr_replies_bypass_the_tether_node() {
     let lines = capture.stdout();
 
     assert_eq!(spread(&bodies), [20, 20, 20], "round robin in DSR mode");
-    let towards_vip = lines.lines().filter(|l| l.contains(&format!("> {VIP4}.80"))).count();
-    let back_to_client = lines.lines().filter(|l| l.contains(&format!("> {CLIENT4}."))).count();
-    assert!(towards_vip >= 60 * 3, "the capture works: {towards_vip} packets towards the VIP");
-    assert_eq!(back_to_client, 0, "no backend-to-client packet crossed the Tether node:\n{lines}");
+    let towards_vip = lines
+        .lines()
+        .filter(|l| l.contains(&format!("> {VIP4}.80")))
+        .count();
+    let back_to_client = lines
+        .lines()
+        .filter(|l| l.contains(&format!("> {CLIENT4}.")))
+        .count();
+    assert!(
+        towards_vip >= 60 * 3,
+        "the capture works: {towards_vip} packets towards the VIP"
+    );
+    assert_eq!(
+        back_to_client, 0,
+        "no backend-to-client packet crossed the Tether node:\n{lines}"
+    );
     tb.stop_tether();
 }

@@ -1,5 +1,9 @@
 //! Health checks take a stopped backend out of new flows within fall × interval + 1 s and bring
 //! it back after `rise` successes; `tether status` shows it.
+#![allow(
+    clippy::disallowed_types,
+    reason = "the test measures how long real health checks take"
+)]
 
 mod netlab;
 
@@ -12,7 +16,10 @@ use serde_json::Value;
 fn healthy(status: &Value, name: &str) -> Option<bool> {
     let services = status.pointer("/manager/services")?.as_array()?;
     let web = services.iter().find(|s| s["name"] == "web")?;
-    let backend = web["backends"].as_array()?.iter().find(|b| b["name"] == name)?;
+    let backend = web["backends"]
+        .as_array()?
+        .iter()
+        .find(|b| b["name"] == name)?;
     backend["healthy"].as_bool()
 }
 
@@ -23,7 +30,12 @@ fn wait_health(tb: &Testbed, name: &str, up: bool, limit: Duration) -> Duration 
         if healthy(&tb.status(), name) == Some(up) {
             return start.elapsed();
         }
-        assert!(start.elapsed() < limit, "{name} not {} after {limit:?}: {}", if up { "up" } else { "down" }, tb.status());
+        assert!(
+            start.elapsed() < limit,
+            "{name} not {} after {limit:?}: {}",
+            if up { "up" } else { "down" },
+            tb.status()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -41,9 +53,15 @@ fn a_stopped_backend_leaves_new_flows_and_returns_after_rise_successes() {
     tb.stop_nginx(2);
     let took = wait_health(&tb, "b2", false, Duration::from_secs(10));
     eprintln!("b2 marked down {took:?} after nginx stopped (bound: fall 2 x 500 ms + 1 s)");
-    assert!(took <= Duration::from_secs(2) + Duration::from_millis(500), "down detection took {took:?}");
+    assert!(
+        took <= Duration::from_secs(2) + Duration::from_millis(500),
+        "down detection took {took:?}"
+    );
     let text = tb.status_text();
-    assert!(text.contains("down"), "tether status shows the backend down:\n{text}");
+    assert!(
+        text.contains("down"),
+        "tether status shows the backend down:\n{text}"
+    );
     let counts = spread(&tb.curl(&format!("http://{VIP4}/"), 40, &["--fail"]));
     assert_eq!(counts[1], 0, "no new flow goes to b2: {counts:?}");
     assert_eq!(counts[0] + counts[2], 40);

@@ -22,7 +22,10 @@ fn nat_ipv4_spreads_connections_by_weight_and_serves_wrk_without_errors() {
     let bodies = tb.curl(&format!("http://{VIP4}/"), 300, &["--fail"]);
     assert_eq!(bodies.len(), 300, "every request answered 200");
     let counts = spread(&bodies);
-    assert!(counts.iter().all(|c| within(*c, 85, 115)), "equal weights: {counts:?}");
+    assert!(
+        counts.iter().all(|c| within(*c, 85, 115)),
+        "equal weights: {counts:?}"
+    );
 
     let bodies = tb.curl(&format!("http://{VIP4}:81/"), 300, &["--fail"]);
     assert_eq!(bodies.len(), 300);
@@ -35,12 +38,18 @@ fn nat_ipv4_spreads_connections_by_weight_and_serves_wrk_without_errors() {
 
     let out = tb.client_run(&["wrk", "-t2", "-c50", "-d10s", &format!("http://{VIP4}/")]);
     assert!(out.contains("requests in"), "wrk ran: {out}");
-    assert!(!out.contains("Socket errors"), "wrk saw socket errors: {out}");
+    assert!(
+        !out.contains("Socket errors"),
+        "wrk saw socket errors: {out}"
+    );
     assert!(!out.contains("Non-2xx"), "wrk saw non-2xx answers: {out}");
     eprintln!("wrk through Tether NAT:\n{out}");
 
     let status = tb.status_text();
-    assert!(status.contains("web") && status.contains("b1"), "status table: {status}");
+    assert!(
+        status.contains("web") && status.contains("b1"),
+        "status table: {status}"
+    );
     tb.stop_tether();
 }
 

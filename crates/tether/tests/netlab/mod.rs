@@ -8,6 +8,10 @@
 //! ```
 //! Addresses repeat between tests; the namespaces keep them apart.
 #![allow(dead_code, reason = "each test file uses a different part")]
+#![allow(
+    clippy::disallowed_types,
+    reason = "tests wait for real processes on the wall clock"
+)]
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -24,7 +28,7 @@ pub const VIP6: &str = "fd09:100::10";
 pub const CLIENT4: &str = "10.9.1.2";
 pub const CLIENT6: &str = "fd09:1::2";
 pub const ADMIN: &str = "127.0.0.1:9090";
-const KEY: &str = "1 0f1e2d3c4b5a69788796a5b4c3d2e1f00112233445566778899aabbccddeeff\n";
+const KEY: &str = "1 0f1e2d3c4b5a69788796a5b4c3d2e1f000112233445566778899aabbccddeeff\n";
 
 pub fn backend4(k: usize) -> String {
     format!("10.9.{}.2", 10 + k)
@@ -49,14 +53,21 @@ pub struct Testbed {
 }
 
 fn run(host: &Host, args: &[&str]) -> String {
-    let out = host.exec(args).unwrap_or_else(|e| panic!("{args:?} in {}: {e}", host.name()));
+    let out = host
+        .exec(args)
+        .unwrap_or_else(|e| panic!("{args:?} in {}: {e}", host.name()));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Large segments would reach the agent as one oversized frame; Tether forwards what the wire
 /// carries, so senders in the lab segment as a NIC without offloads does.
 fn no_offloads(host: &Host, dev: &str) {
-    run(host, &["ethtool", "-K", dev, "tso", "off", "gso", "off", "gro", "off"]);
+    run(
+        host,
+        &[
+            "ethtool", "-K", dev, "tso", "off", "gso", "off", "gro", "off",
+        ],
+    );
 }
 
 impl Testbed {
@@ -66,7 +77,8 @@ impl Testbed {
         let lab = Lab::new(tag).expect("lab");
         let client = lab.host("client").expect("client host");
         let lb = lab.host("lb").expect("lb host");
-        lb.enable_forwarding().expect("forwarding on the Tether node");
+        lb.enable_forwarding()
+            .expect("forwarding on the Tether node");
         let up = lab
             .link(
                 &client,
@@ -78,8 +90,12 @@ impl Testbed {
                 },
             )
             .expect("client link");
-        client.default_route("10.9.1.1".parse().expect("ip")).expect("route");
-        client.default_route("fd09:1::1".parse().expect("ip")).expect("route");
+        client
+            .default_route("10.9.1.1".parse().expect("ip"))
+            .expect("route");
+        client
+            .default_route("fd09:1::1".parse().expect("ip"))
+            .expect("route");
         no_offloads(&client, &up.a_dev);
         no_offloads(&lb, &up.b_dev);
         let mut lb_ifaces = vec![up.b_dev.clone()];
@@ -89,7 +105,10 @@ impl Testbed {
             let gateway = format!("10.9.{}.1", 10 + k);
             let backend_side = LinkSpec {
                 a_addrs: &[&format!("{gateway}/24"), &format!("fd09:{}::1/64", 10 + k)],
-                b_addrs: &[&format!("{}/24", backend4(k)), &format!("{}/64", backend6(k))],
+                b_addrs: &[
+                    &format!("{}/24", backend4(k)),
+                    &format!("{}/64", backend6(k)),
+                ],
                 mtu: backend_mtu,
             };
             let lb_dev = if backend_mtu.is_some() {
@@ -109,20 +128,30 @@ impl Testbed {
                     )
                     .expect("router link");
                 let down = lab.link(&r, &b, backend_side).expect("backend link");
-                r.default_route(format!("10.9.{}.1", 30 + k).parse().expect("ip")).expect("route");
-                lb.route(&format!("10.9.{}.0/24", 10 + k), Some(format!("10.9.{}.2", 30 + k).parse().expect("ip")), None)
-                    .expect("route to the backend");
+                r.default_route(format!("10.9.{}.1", 30 + k).parse().expect("ip"))
+                    .expect("route");
+                lb.route(
+                    &format!("10.9.{}.0/24", 10 + k),
+                    Some(format!("10.9.{}.2", 30 + k).parse().expect("ip")),
+                    None,
+                )
+                .expect("route to the backend");
                 no_offloads(&r, &uplink.b_dev);
                 no_offloads(&r, &down.a_dev);
                 no_offloads(&b, &down.b_dev);
                 // Advertise a full-size MSS anyway, so clients send segments the small link
                 // cannot carry and path MTU discovery has to work.
-                b.ip(&["route", "replace", "default", "via", &gateway, "advmss", "1460"]).expect("route");
+                b.ip(&[
+                    "route", "replace", "default", "via", &gateway, "advmss", "1460",
+                ])
+                .expect("route");
                 uplink.a_dev
             } else {
                 let link = lab.link(&lb, &b, backend_side).expect("backend link");
-                b.default_route(gateway.parse().expect("ip")).expect("route");
-                b.default_route(format!("fd09:{}::1", 10 + k).parse().expect("ip")).expect("route");
+                b.default_route(gateway.parse().expect("ip"))
+                    .expect("route");
+                b.default_route(format!("fd09:{}::1", 10 + k).parse().expect("ip"))
+                    .expect("route");
                 no_offloads(&b, &link.b_dev);
                 link.a_dev
             };
@@ -132,7 +161,16 @@ impl Testbed {
         }
         let dir = std::env::temp_dir().join(format!("{}-files", lab.prefix()));
         std::fs::create_dir_all(&dir).expect("test directory");
-        Self { client, lb, backends, lb_ifaces, dir, nginx: vec![None, None, None], tether: None, lab }
+        Self {
+            client,
+            lb,
+            backends,
+            lb_ifaces,
+            dir,
+            nginx: vec![None, None, None],
+            tether: None,
+            lab,
+        }
     }
 
     /// Starts nginx on backend `k` (1-based), answering `bK` on port 8080 (v4 and v6), or the
@@ -140,7 +178,11 @@ impl Testbed {
     pub fn start_nginx(&mut self, k: usize, extra_listen: &[&str]) {
         let dir = self.dir.join(format!("nginx-b{k}"));
         std::fs::create_dir_all(&dir).expect("nginx directory");
-        let mut listen = format!("listen {}:8080; listen [{}]:8080;", backend4(k), backend6(k));
+        let mut listen = format!(
+            "listen {}:8080; listen [{}]:8080;",
+            backend4(k),
+            backend6(k)
+        );
         for l in extra_listen {
             let _ = write!(listen, " listen {l};");
         }
@@ -159,8 +201,12 @@ impl Testbed {
         let process = host
             .spawn(&["nginx", "-c", &dir.join("nginx.conf").display().to_string()])
             .expect("nginx starts");
-        host.wait_listening(tether_lab::netns::Transport::Tcp, 8080, Duration::from_secs(10))
-            .expect("nginx listens");
+        host.wait_listening(
+            tether_lab::netns::Transport::Tcp,
+            8080,
+            Duration::from_secs(10),
+        )
+        .expect("nginx listens");
         self.nginx[k - 1] = Some(process);
     }
 
@@ -196,8 +242,15 @@ impl Testbed {
         );
         let path = self.dir.join("tether.toml");
         std::fs::write(&path, config).expect("config");
-        let check = self.lb.exec(&[TETHER, "check", "-c", &path.display().to_string()]).expect("check runs");
-        assert!(check.status.success(), "config rejected: {}", String::from_utf8_lossy(&check.stderr));
+        let check = self
+            .lb
+            .exec(&[TETHER, "check", "-c", &path.display().to_string()])
+            .expect("check runs");
+        assert!(
+            check.status.success(),
+            "config rejected: {}",
+            String::from_utf8_lossy(&check.stderr)
+        );
         let process = self
             .lb
             .spawn(&[TETHER, "run", "-c", &path.display().to_string()])
@@ -206,19 +259,29 @@ impl Testbed {
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
             if let Some(status) = self.try_status() {
-                let rules = status.pointer("/agent/steering_rules").and_then(Value::as_u64).unwrap_or(0);
+                let rules = status
+                    .pointer("/agent/steering_rules")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0);
                 if rules > 0 {
                     return;
                 }
             }
-            assert!(Instant::now() < deadline, "tether did not come up: {}", self.tether_log());
+            assert!(
+                Instant::now() < deadline,
+                "tether did not come up: {}",
+                self.tether_log()
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
 
     /// What `tether run` has printed so far.
     pub fn tether_log(&self) -> String {
-        self.tether.as_ref().map(|p| format!("{}{}", p.stdout(), p.stderr())).unwrap_or_default()
+        self.tether
+            .as_ref()
+            .map(|p| format!("{}{}", p.stdout(), p.stderr()))
+            .unwrap_or_default()
     }
 
     /// Stops `tether run` with SIGTERM and waits for it to exit; returns its log.
@@ -227,12 +290,18 @@ impl Testbed {
         p.kill("TERM").expect("signal");
         let status = p.wait_timeout(Duration::from_secs(10)).expect("wait");
         let log = format!("{}{}", p.stdout(), p.stderr());
-        assert!(status.is_some_and(|s| s.success()), "tether did not exit cleanly: {log}");
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "tether did not exit cleanly: {log}"
+        );
         log
     }
 
     fn try_status(&self) -> Option<Value> {
-        let out = self.lb.exec(&[TETHER, "status", "--json", "--admin", ADMIN]).ok()?;
+        let out = self
+            .lb
+            .exec(&[TETHER, "status", "--json", "--admin", ADMIN])
+            .ok()?;
         if !out.status.success() {
             return None;
         }
@@ -241,7 +310,8 @@ impl Testbed {
 
     /// `tether status --json` on the Tether node.
     pub fn status(&self) -> Value {
-        self.try_status().unwrap_or_else(|| panic!("status unavailable: {}", self.tether_log()))
+        self.try_status()
+            .unwrap_or_else(|| panic!("status unavailable: {}", self.tether_log()))
     }
 
     /// `tether status` as a person sees it.
@@ -251,8 +321,17 @@ impl Testbed {
 
     /// Runs `tether backend ACTION SERVICE BACKEND` on the Tether node.
     pub fn backend(&self, action: &str, service: &str, backend: &str) {
-        let out = self.lb.exec(&[TETHER, "backend", action, service, backend, "--admin", ADMIN]).expect("runs");
-        assert!(out.status.success(), "backend {action}: {}", String::from_utf8_lossy(&out.stderr));
+        let out = self
+            .lb
+            .exec(&[
+                TETHER, "backend", action, service, backend, "--admin", ADMIN,
+            ])
+            .expect("runs");
+        assert!(
+            out.status.success(),
+            "backend {action}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// `n` HTTP requests from the client, each on a new connection; the bodies, in order.
@@ -265,8 +344,16 @@ impl Testbed {
             let mut a = args.clone();
             a.extend(std::iter::repeat_n(url, chunk.len()));
             let out = self.client.exec(&a).expect("curl runs");
-            assert!(out.status.success(), "curl failed: {}", String::from_utf8_lossy(&out.stderr));
-            bodies.extend(String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned));
+            assert!(
+                out.status.success(),
+                "curl failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            bodies.extend(
+                String::from_utf8_lossy(&out.stdout)
+                    .lines()
+                    .map(str::to_owned),
+            );
         }
         bodies
     }
@@ -314,7 +401,15 @@ pub fn spread(bodies: &[String]) -> [usize; 3] {
 }
 
 /// A `[[service]]` table with the three backends.
-pub fn service(name: &str, vip: &str, port: u16, mode: &str, scheduler: &str, weights: [u32; 3], v6: bool) -> String {
+pub fn service(
+    name: &str,
+    vip: &str,
+    port: u16,
+    mode: &str,
+    scheduler: &str,
+    weights: [u32; 3],
+    v6: bool,
+) -> String {
     let mut s = format!(
         "[[service]]\nname = \"{name}\"\nvip = \"{vip}\"\nport = {port}\nprotocol = \"tcp\"\n\
          client_domain = \"{domain}\"\nscheduler = \"{scheduler}\"\nmode = \"{mode}\"\n\n\
@@ -332,4 +427,3 @@ pub fn service(name: &str, vip: &str, port: u16, mode: &str, scheduler: &str, we
     }
     s
 }
-

@@ -10,6 +10,7 @@
 //! - [`stream`]: long-lived TCP streams whose every byte is verified in both directions.
 //! - [`http`]: an HTTP/1.1 server that names its backend, and a minimal client.
 //! - [`udp`]: an echo server that names its backend, and a multi-port client.
+//! - [`topology`]: the standard client / Tether node / backends lab of the demo and the tests.
 //!
 //! # As separate processes
 //!
@@ -37,6 +38,7 @@ mod net;
 pub mod netns;
 mod stop;
 pub mod stream;
+pub mod topology;
 pub mod udp;
 
 pub use error::LabError;

@@ -216,6 +216,7 @@ impl AgentWorker {
             tx,
             reinject,
             icmp_steered: (false, false),
+            local: Vec::new(),
             waiting: VecDeque::new(),
             scratch: Vec::new(),
             counters: Counters::default(),
@@ -364,6 +365,8 @@ struct Counters {
     /// Frames the kernel dropped because a ring was full.
     ring_full: u64,
     reinjected: u64,
+    /// Frames addressed to the host itself, left to its kernel.
+    local: u64,
 }
 
 /// A packet waiting for its next hop's MAC address.
@@ -384,6 +387,9 @@ struct PacketPath {
     reinject: Reinjector,
     /// Whether IPv4 and IPv6 ICMP errors are steered now (and must be re-injected if not ours).
     icmp_steered: (bool, bool),
+    /// The host's own addresses: traffic to them is the kernel's, whatever wildcards say (a
+    /// return wildcard covers the host's own health checks of the backends, for one).
+    local: Vec<IpAddr>,
     waiting: VecDeque<Waiting>,
     scratch: Vec<u8>,
     counters: Counters,

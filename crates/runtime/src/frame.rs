@@ -1,5 +1,7 @@
-//! Small frame chores of the worker: finishing checksums left to offload, recognising ICMP
-//! errors to re-inject, and writing Ethernet headers.
+//! Small frame chores of the worker: finishing checksums left to offload, reading a frame's
+//! destination, recognising ICMP errors to re-inject, and writing Ethernet headers.
+
+use core::net::IpAddr;
 
 use tether_wire::checksum;
 use tether_wire::packet::{self, IpVersion, Transport};
@@ -34,6 +36,23 @@ pub fn complete_checksum(frame: &mut [u8]) {
     }
     if let Some(field) = frame.get_mut(start + at..start + at + 2) {
         field.copy_from_slice(&sum.to_be_bytes());
+    }
+}
+
+/// The IP destination address of a frame, read without parsing further (a per-frame check).
+pub fn destination(frame: &[u8]) -> Option<IpAddr> {
+    let meta = packet::parse_ethernet(frame).ok()?;
+    let ip = frame.get(meta.l3_offset..)?;
+    match ip.first()? >> 4 {
+        4 => {
+            let dst: [u8; 4] = ip.get(16..20)?.try_into().ok()?;
+            Some(IpAddr::from(dst))
+        }
+        6 => {
+            let dst: [u8; 16] = ip.get(24..40)?.try_into().ok()?;
+            Some(IpAddr::from(dst))
+        }
+        _ => None,
     }
 }
 

@@ -115,6 +115,14 @@ impl Resolver {
         self.netlink.link_by_name(name)
     }
 
+    /// Every address this namespace's interfaces hold.
+    pub fn local_addresses(&mut self) -> io::Result<Vec<IpAddr>> {
+        let mut addrs = self.netlink.addresses()?;
+        addrs.sort_unstable();
+        addrs.dedup();
+        Ok(addrs)
+    }
+
     /// Forgets answers older than the cache lifetime, so the map does not grow with every next
     /// hop ever seen.
     pub fn expire(&mut self, now: Timestamp) {

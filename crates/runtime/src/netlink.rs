@@ -1,6 +1,6 @@
-//! A small rtnetlink client: the three questions the packet path asks the kernel (which
-//! interface and gateway lead to an address, which MAC address a neighbour has, what an
-//! interface's index, MAC address and MTU are), one request and one answer each.
+//! A small rtnetlink client: the questions the packet path asks the kernel (which interface
+//! and gateway lead to an address, which MAC address a neighbour has, what an interface's
+//! index, MAC address and MTU are, which addresses the host has), one request each.
 //!
 //! Why not the `rtnetlink` crate: it is asynchronous, and these blocking requests run on the
 //! worker's own thread, a few per second at most thanks to the caches in `neigh`. The bytes
@@ -20,7 +20,12 @@ const RTM_NEWROUTE: u16 = 24;
 const RTM_GETROUTE: u16 = 26;
 const RTM_NEWNEIGH: u16 = 28;
 const RTM_GETNEIGH: u16 = 30;
+const RTM_NEWADDR: u16 = 20;
+const RTM_GETADDR: u16 = 22;
 const NLM_F_REQUEST: u16 = 1;
+const NLM_F_DUMP: u16 = 0x300;
+const IFA_ADDRESS: u16 = 1;
+const IFA_LOCAL: u16 = 2;
 const HEADER_LEN: usize = 16;
 
 const IFLA_ADDRESS: u16 = 1;
@@ -177,18 +182,68 @@ impl Netlink {
             .and_then(|(_, mac)| mac.try_into().ok()))
     }
 
-    /// Sends one request and returns the body of the answer of type `want`; `None` when the
-    /// kernel answers "no such thing" (ENOENT, ENODEV, ENETUNREACH, EHOSTUNREACH...).
-    fn request(&mut self, kind: u16, body: &[u8], want: u16) -> io::Result<Option<Vec<u8>>> {
+    /// Every address assigned to an interface of this namespace (IPv4 and IPv6).
+    pub fn addresses(&mut self) -> io::Result<Vec<IpAddr>> {
+        // struct ifaddrmsg, family AF_UNSPEC: both families.
+        let body = [0u8; 8];
+        let mut found = Vec::new();
+        self.send(RTM_GETADDR, NLM_F_REQUEST | NLM_F_DUMP, &body)?;
+        loop {
+            let n = (&self.socket).read(&mut self.buf)?;
+            let mut rest = self.buf.get(..n).unwrap_or_default();
+            while rest.len() >= HEADER_LEN {
+                let len = u32_at(rest, 0).unwrap_or(0) as usize;
+                let (Some(msg), Some(ty), Some(seq)) = (
+                    rest.get(..len.max(HEADER_LEN)),
+                    u16_at(rest, 4),
+                    u32_at(rest, 8),
+                ) else {
+                    break;
+                };
+                rest = rest.get(align(len.max(HEADER_LEN))..).unwrap_or_default();
+                if seq != self.seq {
+                    continue;
+                }
+                match ty {
+                    RTM_NEWADDR => {
+                        let attrs = msg.get(HEADER_LEN + 8..).unwrap_or_default();
+                        // IFA_LOCAL is the host's own address on point-to-point links, where
+                        // IFA_ADDRESS is the peer's; elsewhere they are equal.
+                        let local = Attrs(attrs).find(|(k, _)| *k == IFA_LOCAL);
+                        let address =
+                            local.or_else(|| Attrs(attrs).find(|(k, _)| *k == IFA_ADDRESS));
+                        if let Some(addr) = address.and_then(|(_, v)| ip_from(v)) {
+                            found.push(addr);
+                        }
+                    }
+                    NLMSG_DONE => return Ok(found),
+                    NLMSG_ERROR => {
+                        let errno = u32_at(msg, HEADER_LEN).map_or(0, |e| -(e.cast_signed()));
+                        return Err(io::Error::from_raw_os_error(errno));
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    /// Sends one netlink message with a fresh sequence number.
+    fn send(&mut self, kind: u16, flags: u16, body: &[u8]) -> io::Result<()> {
         self.seq = self.seq.wrapping_add(1);
         let mut msg = Vec::with_capacity(HEADER_LEN + body.len());
         msg.extend_from_slice(&((HEADER_LEN + body.len()) as u32).to_ne_bytes());
         msg.extend_from_slice(&kind.to_ne_bytes());
-        msg.extend_from_slice(&NLM_F_REQUEST.to_ne_bytes());
+        msg.extend_from_slice(&flags.to_ne_bytes());
         msg.extend_from_slice(&self.seq.to_ne_bytes());
         msg.extend_from_slice(&0u32.to_ne_bytes());
         msg.extend_from_slice(body);
-        self.socket.send(&msg)?;
+        self.socket.send(&msg).map(drop)
+    }
+
+    /// Sends one request and returns the body of the answer of type `want`; `None` when the
+    /// kernel answers "no such thing" (ENOENT, ENODEV, ENETUNREACH, EHOSTUNREACH...).
+    fn request(&mut self, kind: u16, body: &[u8], want: u16) -> io::Result<Option<Vec<u8>>> {
+        self.send(kind, NLM_F_REQUEST, body)?;
         loop {
             let n = (&self.socket).read(&mut self.buf)?;
             let mut rest = self.buf.get(..n).unwrap_or_default();
@@ -305,6 +360,13 @@ mod tests {
     fn truncated_attributes_end_the_iteration() {
         assert_eq!(Attrs(&[8, 0, 1, 0, 1]).count(), 0);
         assert_eq!(Attrs(&[2, 0]).count(), 0);
+    }
+
+    #[test]
+    fn the_hosts_addresses_include_loopback() {
+        let mut nl = Netlink::open().unwrap();
+        let addrs = nl.addresses().unwrap();
+        assert!(addrs.contains(&IpAddr::from([127, 0, 0, 1])), "{addrs:?}");
     }
 
     #[test]

@@ -49,6 +49,7 @@ pub fn ruleset<'a>(
     table: &str,
     interfaces: &[String],
     control_port: u16,
+    local: &[IpAddr],
     wildcards: impl IntoIterator<Item = &'a WildcardAffinity>,
 ) -> Ruleset {
     let rules: BTreeSet<String> = wildcards.into_iter().map(wildcard_rule).collect();
@@ -62,6 +63,25 @@ pub fn ruleset<'a>(
     let icmp_v4 = rules.iter().any(|r| r.starts_with("meta protocol ip "));
     let icmp_v6 = rules.iter().any(|r| r.starts_with("meta protocol ip6 "));
     let mut head = vec![format!("udp dport {control_port} accept")];
+    // Traffic to the host itself stays the kernel's, even where a wildcard's range covers it.
+    for (family, addrs) in [
+        (
+            "ip",
+            local.iter().filter(|a| a.is_ipv4()).collect::<Vec<_>>(),
+        ),
+        (
+            "ip6",
+            local.iter().filter(|a| a.is_ipv6()).collect::<Vec<_>>(),
+        ),
+    ] {
+        if !addrs.is_empty() {
+            let list: Vec<String> = addrs.iter().map(ToString::to_string).collect();
+            head.push(format!(
+                "meta protocol {family} {family} daddr {{ {} }} accept",
+                list.join(", ")
+            ));
+        }
+    }
     if icmp_v4 {
         head.push(
             "meta protocol ip icmp type { destination-unreachable, time-exceeded, \
@@ -213,7 +233,7 @@ pub fn apply(table: &str, text: &str) -> Result<(), SteeringError> {
 
 /// Removes `table` (family netdev) if it exists.
 pub fn remove(table: &str) -> Result<(), SteeringError> {
-    apply(table, &ruleset(table, &[], 0, []).text)
+    apply(table, &ruleset(table, &[], 0, &[], []).text)
 }
 
 /// What the steering thread has done so far.
@@ -268,7 +288,7 @@ impl Steerer {
             })?;
         Ok(Self {
             table: table.to_owned(),
-            last_sent: ruleset(table, &[], 0, []),
+            last_sent: ruleset(table, &[], 0, &[], []),
             tx: Some(tx),
             status,
             thread: Some(thread),

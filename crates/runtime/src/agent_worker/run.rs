@@ -26,6 +26,7 @@ impl Worker {
         let mut buf = vec![0u8; DATAGRAM_MAX];
         let mut last_publish = Timestamp::ZERO;
         let mut last_expire = Timestamp::ZERO;
+        let mut last_addresses = Timestamp::ZERO;
         loop {
             let now = self.clock.now();
             let mut wait = SNAPSHOT_PERIOD;
@@ -56,11 +57,16 @@ impl Worker {
                 control_changed = true;
             }
             self.path.flush(now, &self.sockets.unicast);
+            if now.saturating_since(last_addresses) >= crate::neigh::CACHE_TTL {
+                control_changed |= self.path.refresh_local_addresses();
+                last_addresses = now;
+            }
             if control_changed {
                 let rules = steering::ruleset(
                     self.steerer.table(),
                     &self.interfaces,
                     self.control_port,
+                    &self.path.local,
                     self.path.agent.wildcard_affinities().map(|w| w.affinity),
                 );
                 self.path.icmp_steered = (rules.icmp_v4, rules.icmp_v6);
@@ -146,6 +152,11 @@ impl PacketPath {
             self.counters.drops.add("rx_truncated");
             return;
         }
+        if frame::destination(frame.data).is_some_and(|dst| self.local.contains(&dst)) {
+            // Addressed to this host: the kernel has its copy (steering accepts it first).
+            self.counters.local += 1;
+            return;
+        }
         if frame.checksum_pending() {
             frame::complete_checksum(frame.data);
         }
@@ -173,6 +184,21 @@ impl PacketPath {
                 }
             }
             Verdict::Drop(_) | Verdict::ToManager | Verdict::Held => {}
+        }
+    }
+
+    /// Re-reads the host's addresses; says whether they changed.
+    fn refresh_local_addresses(&mut self) -> bool {
+        match self.resolver.local_addresses() {
+            Ok(addrs) if addrs != self.local => {
+                self.local = addrs;
+                true
+            }
+            Ok(_) => false,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list the host's addresses; keeping the last list");
+                false
+            }
         }
     }
 

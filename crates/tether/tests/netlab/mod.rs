@@ -1,24 +1,19 @@
-//! The namespace testbed of the integration tests: clients, one Tether node and three backends,
-//! each test in its own namespaces, all torn down when the testbed drops (even on failure).
-//!
-//! ```text
-//!   client (10.9.1.2, fd09:1::2) ── lb (tether run) ─┬─ b1 (10.9.11.2, fd09:11::2)
-//!                                                    ├─ b2 (10.9.12.2, fd09:12::2)
-//!                                                    └─ b3 (10.9.13.2, fd09:13::2)
-//! ```
-//! Addresses repeat between tests; the namespaces keep them apart.
-#![allow(dead_code, reason = "each test file uses a different part")]
+//! The namespace testbed of the integration tests: the lab's standard topology (a client, the
+//! Tether node `lb`, backends `b1`..`b3`) with nginx and `tether run` started in it, each test in
+//! its own namespaces, all torn down when the testbed drops (even on failure).
 #![allow(
     clippy::disallowed_types,
     reason = "tests wait for real processes on the wall clock"
 )]
+#![allow(dead_code, reason = "each test file uses a different part")]
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use tether_lab::netns::{Host, Lab, LinkSpec, Process};
+use tether_lab::netns::{Host, Lab, Process};
+use tether_lab::topology::{Topology, TopologySpec};
 
 /// The `tether` binary under test.
 pub const TETHER: &str = env!("CARGO_BIN_EXE_tether");
@@ -59,113 +54,26 @@ fn run(host: &Host, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// Large segments would reach the agent as one oversized frame; Tether forwards what the wire
-/// carries, so senders in the lab segment as a NIC without offloads does.
-fn no_offloads(host: &Host, dev: &str) {
-    run(
-        host,
-        &[
-            "ethtool", "-K", dev, "tso", "off", "gso", "off", "gro", "off",
-        ],
-    );
-}
-
 impl Testbed {
-    /// Builds the topology. With `backend_mtu`, each backend sits behind a router whose link to
-    /// it has that MTU (the PMTU test); otherwise backends hang off the Tether node directly.
+    /// Builds the standard topology (`tether_lab::topology`); with `backend_mtu`, each backend
+    /// sits behind a router whose link to it has that MTU.
     pub fn new(tag: &str, backend_mtu: Option<u32>) -> Self {
         let lab = Lab::new(tag).expect("lab");
-        let client = lab.host("client").expect("client host");
-        let lb = lab.host("lb").expect("lb host");
-        lb.enable_forwarding()
-            .expect("forwarding on the Tether node");
-        let up = lab
-            .link(
-                &client,
-                &lb,
-                LinkSpec {
-                    a_addrs: &["10.9.1.2/24", "fd09:1::2/64"],
-                    b_addrs: &["10.9.1.1/24", "fd09:1::1/64"],
-                    mtu: None,
-                },
-            )
-            .expect("client link");
-        client
-            .default_route("10.9.1.1".parse().expect("ip"))
-            .expect("route");
-        client
-            .default_route("fd09:1::1".parse().expect("ip"))
-            .expect("route");
-        no_offloads(&client, &up.a_dev);
-        no_offloads(&lb, &up.b_dev);
-        let mut lb_ifaces = vec![up.b_dev.clone()];
-        let mut backends = Vec::new();
-        for k in 1..=3 {
-            let b = lab.host(&format!("b{k}")).expect("backend host");
-            let gateway = format!("10.9.{}.1", 10 + k);
-            let backend_side = LinkSpec {
-                a_addrs: &[&format!("{gateway}/24"), &format!("fd09:{}::1/64", 10 + k)],
-                b_addrs: &[
-                    &format!("{}/24", backend4(k)),
-                    &format!("{}/64", backend6(k)),
-                ],
-                mtu: backend_mtu,
-            };
-            let lb_dev = if backend_mtu.is_some() {
-                // lb -- router (1500) -- backend (small MTU): the router answers oversized
-                // packets from clients with ICMP fragmentation-needed.
-                let r = lab.host(&format!("r{k}")).expect("router host");
-                r.enable_forwarding().expect("forwarding");
-                let uplink = lab
-                    .link(
-                        &lb,
-                        &r,
-                        LinkSpec {
-                            a_addrs: &[&format!("10.9.{}.1/24", 30 + k)],
-                            b_addrs: &[&format!("10.9.{}.2/24", 30 + k)],
-                            mtu: None,
-                        },
-                    )
-                    .expect("router link");
-                let down = lab.link(&r, &b, backend_side).expect("backend link");
-                r.default_route(format!("10.9.{}.1", 30 + k).parse().expect("ip"))
-                    .expect("route");
-                lb.route(
-                    &format!("10.9.{}.0/24", 10 + k),
-                    Some(format!("10.9.{}.2", 30 + k).parse().expect("ip")),
-                    None,
-                )
-                .expect("route to the backend");
-                no_offloads(&r, &uplink.b_dev);
-                no_offloads(&r, &down.a_dev);
-                no_offloads(&b, &down.b_dev);
-                // Advertise a full-size MSS anyway, so clients send segments the small link
-                // cannot carry and path MTU discovery has to work.
-                b.ip(&[
-                    "route", "replace", "default", "via", &gateway, "advmss", "1460",
-                ])
-                .expect("route");
-                uplink.a_dev
-            } else {
-                let link = lab.link(&lb, &b, backend_side).expect("backend link");
-                b.default_route(gateway.parse().expect("ip"))
-                    .expect("route");
-                b.default_route(format!("fd09:{}::1", 10 + k).parse().expect("ip"))
-                    .expect("route");
-                no_offloads(&b, &link.b_dev);
-                link.a_dev
-            };
-            no_offloads(&lb, &lb_dev);
-            lb_ifaces.push(lb_dev);
-            backends.push(b);
-        }
+        let topology = Topology::build(
+            &lab,
+            TopologySpec {
+                backends: 3,
+                backend_mtu,
+            },
+        )
+        .expect("topology");
         let dir = std::env::temp_dir().join(format!("{}-files", lab.prefix()));
         std::fs::create_dir_all(&dir).expect("test directory");
         Self {
-            client,
-            lb,
-            backends,
-            lb_ifaces,
+            client: topology.client,
+            lb: topology.node,
+            backends: topology.backends,
+            lb_ifaces: topology.node_interfaces,
             dir,
             nginx: vec![None, None, None],
             tether: None,
@@ -173,16 +81,20 @@ impl Testbed {
         }
     }
 
-    /// Starts nginx on backend `k` (1-based), answering `bK` on port 8080 (v4 and v6), or the
-    /// address given for DSR (the VIP on its `lo`).
+    /// Starts nginx on backend `k` (1-based), answering `bK` on ports 8080 and 8081 (v4 and
+    /// v6) and on `extra_listen` (the VIP on its `lo`, for DSR).
     pub fn start_nginx(&mut self, k: usize, extra_listen: &[&str]) {
         let dir = self.dir.join(format!("nginx-b{k}"));
         std::fs::create_dir_all(&dir).expect("nginx directory");
-        let mut listen = format!(
-            "listen {}:8080; listen [{}]:8080;",
-            backend4(k),
-            backend6(k)
-        );
+        let mut listen = String::new();
+        for port in [8080, 8081] {
+            let _ = write!(
+                listen,
+                "listen {}:{port}; listen [{}]:{port}; ",
+                backend4(k),
+                backend6(k)
+            );
+        }
         for l in extra_listen {
             let _ = write!(listen, " listen {l};");
         }
@@ -343,11 +255,13 @@ impl Testbed {
         for chunk in (0..n).collect::<Vec<_>>().chunks(50) {
             let mut a = args.clone();
             a.extend(std::iter::repeat_n(url, chunk.len()));
-            let out = self.client.exec(&a).expect("curl runs");
+            let out = self.client.output(&a).expect("curl runs");
             assert!(
                 out.status.success(),
-                "curl failed: {}",
-                String::from_utf8_lossy(&out.stderr)
+                "curl failed: {}\nstatus: {}\nlog:\n{}",
+                String::from_utf8_lossy(&out.stderr),
+                self.try_status().map(|s| s.to_string()).unwrap_or_default(),
+                self.tether_log()
             );
             bodies.extend(
                 String::from_utf8_lossy(&out.stdout)
@@ -400,7 +314,7 @@ pub fn spread(bodies: &[String]) -> [usize; 3] {
     counts
 }
 
-/// A `[[service]]` table with the three backends.
+/// A `[[service]]` table with the three backends (NAT: backend port 8080, or 8081 for port 81).
 pub fn service(
     name: &str,
     vip: &str,
@@ -410,6 +324,12 @@ pub fn service(
     weights: [u32; 3],
     v6: bool,
 ) -> String {
+    // NAT services need backend ports of their own (replies must name one service); DSR keeps the port.
+    let backend_port = match (mode, port) {
+        ("dsr", _) => port,
+        (_, 81) => 8081,
+        _ => 8080,
+    };
     let mut s = format!(
         "[[service]]\nname = \"{name}\"\nvip = \"{vip}\"\nport = {port}\nprotocol = \"tcp\"\n\
          client_domain = \"{domain}\"\nscheduler = \"{scheduler}\"\nmode = \"{mode}\"\n\n\
@@ -422,7 +342,7 @@ pub fn service(
             s,
             "[[service.backend]]\nname = \"b{n}\"\naddress = \"{addr}\"\nport = {bport}\nweight = {w}\n\n",
             n = k + 1,
-            bport = if mode == "dsr" { port } else { 8080 }
+            bport = backend_port
         );
     }
     s

@@ -38,7 +38,7 @@ pub fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             init_logging(&cli.log_level)?;
             demo::run(&args).map(|()| ExitCode::SUCCESS)
         }
-        Command::Lab(command) => lab_cmd::run(&command).map(|()| ExitCode::SUCCESS),
+        Command::Lab(command) => lab_cmd::run(&command),
     }
 }
 

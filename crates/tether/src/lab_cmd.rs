@@ -1,29 +1,37 @@
-//! `tether lab ...`: the lab's traffic programs as processes, for tests and the demo.
+//! `tether lab ...`: the lab's traffic programs as processes, for tests and the demo. Servers
+//! run until SIGTERM (its default action ends them); clients print a report and exit.
+
+use core::net::{IpAddr, SocketAddr};
+use core::time::Duration;
+use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
+use tether_lab::stream::{self, StreamClientConfig};
+use tether_lab::{StopFlag, http, udp};
 
 /// Lab traffic programs.
 #[derive(Debug, Subcommand)]
 pub enum LabCommand {
-    /// Accept checksummed streams and verify every byte.
+    /// Accept checksummed streams and verify every byte, until SIGTERM.
     StreamServer(ServerArgs),
-    /// Open checksummed streams to a target and report each one.
+    /// Open checksummed streams to a target and report how each one ended; exits non-zero
+    /// unless all completed intact.
     StreamClient(StreamClientArgs),
-    /// Serve HTTP answering with this server's name.
+    /// Serve HTTP/1.1, answering with this server's name, until SIGTERM.
     HttpServer(ServerArgs),
-    /// Echo UDP datagrams, prefixed with this server's name.
+    /// Echo UDP datagrams, prefixed with this server's name, until SIGTERM.
     UdpEcho(ServerArgs),
-    /// Send UDP datagrams from several ports and report which server answered each flow.
+    /// Send UDP datagrams from several source ports and report which server answered each.
     UdpClient(UdpClientArgs),
 }
 
 /// A server's listen address and name.
 #[derive(Debug, Args)]
 pub struct ServerArgs {
-    /// Address to listen on.
+    /// Address and port to listen on, like 10.0.1.11:8080.
     #[arg(long, value_name = "ADDR")]
-    pub listen: String,
-    /// Name reported to clients.
+    pub listen: SocketAddr,
+    /// Name reported to clients, so they can tell backends apart.
     #[arg(long)]
     pub name: String,
 }
@@ -31,18 +39,27 @@ pub struct ServerArgs {
 /// Arguments of `tether lab stream-client`.
 #[derive(Debug, Args)]
 pub struct StreamClientArgs {
-    /// Address to connect to.
+    /// Address and port to connect to (a server or a VIP).
     #[arg(long, value_name = "ADDR")]
-    pub target: String,
-    /// Concurrent streams.
+    pub target: SocketAddr,
+    /// Streams run at once.
     #[arg(long, value_name = "N", default_value_t = 1)]
-    pub streams: usize,
-    /// Bytes each stream sends.
-    #[arg(long, value_name = "B")]
+    pub streams: u32,
+    /// Payload bytes each side sends per stream.
+    #[arg(long, value_name = "B", default_value_t = 1 << 20)]
     pub bytes: u64,
-    /// Bytes per second each stream sends at most.
-    #[arg(long, value_name = "R")]
+    /// Bytes per second each side sends per stream at most (makes streams last).
+    #[arg(long, value_name = "BPS")]
     pub rate: Option<u64>,
+    /// Milliseconds without progress after which a stream counts as stalled.
+    #[arg(long, value_name = "MS", default_value_t = 10_000)]
+    pub stall_timeout_ms: u64,
+    /// Milliseconds each connection may take to open.
+    #[arg(long, value_name = "MS", default_value_t = 5_000)]
+    pub connect_timeout_ms: u64,
+    /// Local address to connect from.
+    #[arg(long, value_name = "IP")]
+    pub source: Option<IpAddr>,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -51,22 +68,66 @@ pub struct StreamClientArgs {
 /// Arguments of `tether lab udp-client`.
 #[derive(Debug, Args)]
 pub struct UdpClientArgs {
-    /// Address to send to.
+    /// Address and port to send to (a server or a VIP).
     #[arg(long, value_name = "ADDR")]
-    pub target: String,
-    /// Source ports (flows) to send from.
+    pub target: SocketAddr,
+    /// Source ports (flows) sending at once.
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub ports: usize,
-    /// Datagrams per port.
-    #[arg(long, value_name = "N")]
-    pub count: u64,
+    /// Datagrams per source port.
+    #[arg(
+        long,
+        value_name = "N",
+        visible_alias = "datagrams",
+        default_value_t = 100
+    )]
+    pub count: usize,
+    /// Milliseconds after which an unanswered datagram counts as lost.
+    #[arg(long, value_name = "MS", default_value_t = 1_000)]
+    pub timeout_ms: u64,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
 }
 
 /// Runs a lab traffic program.
-pub fn run(command: &LabCommand) -> anyhow::Result<()> {
-    let _ = command;
-    anyhow::bail!("the lab traffic programs are not in this build yet")
+pub fn run(command: &LabCommand) -> anyhow::Result<ExitCode> {
+    let stop = StopFlag::new();
+    match command {
+        LabCommand::StreamServer(a) => {
+            stream::serve(a.listen, &a.name, &stop)?;
+        }
+        LabCommand::HttpServer(a) => http::serve(a.listen, &a.name, &stop)?,
+        LabCommand::UdpEcho(a) => {
+            udp::echo_serve(a.listen, &a.name, &stop)?;
+        }
+        LabCommand::StreamClient(a) => {
+            let mut config = StreamClientConfig::new(a.target);
+            config.streams = a.streams;
+            config.bytes_per_stream = a.bytes;
+            config.rate_limit_per_stream = a.rate;
+            config.stall_timeout = Duration::from_millis(a.stall_timeout_ms);
+            config.connect_timeout = Duration::from_millis(a.connect_timeout_ms);
+            config.source_ip = a.source;
+            let report = stream::run(&config);
+            if a.json {
+                println!("{}", report.to_json());
+            } else {
+                println!("{report}");
+            }
+            if !report.all_complete() {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        LabCommand::UdpClient(a) => {
+            let timeout = Duration::from_millis(a.timeout_ms);
+            let report = udp::run_clients(a.target, a.ports, a.count, timeout);
+            if a.json {
+                println!("{}", report.to_json());
+            } else {
+                println!("{report}");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -401,3 +401,25 @@ fn every_example_passes_check() {
         dir.display()
     );
 }
+
+#[test]
+fn a_key_file_with_an_odd_secret_names_the_line() {
+    let dir = std::env::temp_dir().join(format!("tether-key-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("k.key"), "# comment\n1 0011223\n").unwrap();
+    let text = BASE.replacen(
+        "key = [{ id = 7, secret = \"00112233445566778899aabbccddeeff\" }]",
+        "key_file = \"k.key\"",
+        1,
+    );
+    let e = config::parse(&text, &dir.join("t.toml")).unwrap_err();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(e.errors[0].path, "auth.key_file");
+    assert!(
+        e.errors[0]
+            .message
+            .contains("k.key line 2: the secret is not hex with two digits per byte (7 digits)"),
+        "{}",
+        e.errors[0].message
+    );
+}

@@ -3,6 +3,8 @@
 
 mod netlab;
 
+use std::fmt::Write as _;
+
 use netlab::{ADMIN, Testbed, VIP4, service, spread};
 use tether_proto::{
     Actions, AuthConfig, Codec, Envelope, Key, Message, WildcardAffinity, WildcardUpdate,
@@ -103,7 +105,15 @@ fn packet(ihl: u8, total_len: Option<u16>, data_offset: u8, options: &[u8], cut:
     let mut bytes = ip;
     bytes.extend_from_slice(&tcp);
     bytes.truncate(bytes.len() - cut);
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    hex(&bytes)
+}
+
+/// Lowercase hex digits of `bytes`.
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
 }
 
 fn metric(metrics: &str, name: &str, reason: &str) -> u64 {
@@ -184,7 +194,7 @@ fn malformed_frames_and_forged_messages_are_dropped_and_counted() {
         backup_precedence: None,
         envelope: Envelope::default(),
     }));
-    let hex: String = forged.iter().map(|b| format!("{b:02x}")).collect();
+    let hex = hex(&forged);
     let send = format!(
         "import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(bytes.fromhex('{hex}'), ('127.0.0.1', 7400))"
     );
@@ -200,18 +210,25 @@ fn malformed_frames_and_forged_messages_are_dropped_and_counted() {
 
     // The agent publishes its counters a few times a second; give the last ones time to show.
     let counted = |metrics: &str| {
-        bad.iter().all(|(reason, _)| metric(metrics, "tether_agent_dropped_packets_total", reason) >= 3)
+        bad.iter()
+            .all(|(reason, _)| metric(metrics, "tether_agent_dropped_packets_total", reason) >= 3)
             && metric(metrics, "tether_agent_rejected_messages_total", "bad_mac") == 1
     };
     let mut metrics = String::new();
     for _ in 0..40 {
-        let out = tb.lb.exec(&["curl", "-sS", "--fail", &format!("http://{ADMIN}/metrics")]).expect("metrics");
+        let out = tb
+            .lb
+            .exec(&["curl", "-sS", "--fail", &format!("http://{ADMIN}/metrics")])
+            .expect("metrics");
         metrics = String::from_utf8_lossy(&out.stdout).into_owned();
         if counted(&metrics) {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    assert!(counted(&metrics), "every malformed frame counted by reason, the forged message as bad_mac:\n{metrics}");
+    assert!(
+        counted(&metrics),
+        "every malformed frame counted by reason, the forged message as bad_mac:\n{metrics}"
+    );
     tb.stop_tether();
 }

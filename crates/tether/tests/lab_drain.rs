@@ -2,6 +2,8 @@
 
 mod netlab;
 
+use std::fmt::Write as _;
+
 use std::time::Duration;
 
 use netlab::{TETHER, Testbed, VIP4, backend4};
@@ -34,7 +36,8 @@ fn draining_keeps_long_streams_intact_and_sends_new_flows_elsewhere() {
         "[[service]]\nname = \"streams\"\nvip = \"10.9.100.10\"\nport = 9000\nprotocol = \"tcp\"\nscheduler = \"wrr\"\nmode = \"nat\"\n\n",
     );
     for k in 1..=3 {
-        services += &format!(
+        let _ = write!(
+            services,
             "[[service.backend]]\nname = \"b{k}\"\naddress = \"{}\"\nport = 9000\n\n",
             backend4(k)
         );
@@ -83,7 +86,7 @@ fn draining_keeps_long_streams_intact_and_sends_new_flows_elsewhere() {
         fresh.servers()
     );
 
-    let status = long.wait_timeout(Duration::from_secs(60)).expect("wait");
+    let status = long.wait_timeout(Duration::from_mins(1)).expect("wait");
     assert!(
         status.is_some_and(|s| s.success()),
         "long streams finished: {}",

@@ -1,5 +1,9 @@
 //! Health checks take a stopped backend out of new flows within fall × interval + 1 s and bring
 //! it back after `rise` successes; `tether status` shows it.
+#![allow(
+    clippy::disallowed_types,
+    reason = "the test measures how long real health checks take"
+)]
 
 mod netlab;
 

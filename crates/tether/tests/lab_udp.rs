@@ -3,6 +3,8 @@
 
 mod netlab;
 
+use std::fmt::Write as _;
+
 use netlab::{TETHER, Testbed, VIP4, backend4};
 use tether_lab::netns::Transport;
 use tether_lab::udp::UdpReport;
@@ -33,7 +35,8 @@ fn udp_echo_answers_every_datagram_and_keeps_each_flow_on_one_backend() {
         "[[service]]\nname = \"echo\"\nvip = \"10.9.100.10\"\nport = 5353\nprotocol = \"udp\"\nscheduler = \"wrr\"\nmode = \"nat\"\n\n",
     );
     for k in 1..=3 {
-        services += &format!(
+        let _ = write!(
+            services,
             "[[service.backend]]\nname = \"b{k}\"\naddress = \"{}\"\nport = 5353\n\n",
             backend4(k)
         );

@@ -87,18 +87,26 @@ fn read_key_file(path: &Path) -> Result<Vec<Key>, String> {
             continue;
         }
         let mut words = line.split_whitespace();
-        let id = words.next().and_then(|w| w.parse::<u32>().ok());
-        let secret = words.next().and_then(parse_hex);
-        match (id, secret, words.next()) {
-            (Some(id), Some(secret), None) => keys.push(Key { id, secret }),
-            _ => {
-                return Err(format!(
-                    "{} line {}: expected \"KEY-ID HEX-SECRET\", like \"1 00112233...\"",
-                    path.display(),
-                    n + 1
-                ));
-            }
-        }
+        let bad = |what: &str| {
+            format!(
+                "{} line {}: {what}; expected \"KEY-ID HEX-SECRET\", like \"1 00112233...\"",
+                path.display(),
+                n + 1
+            )
+        };
+        let (Some(id), Some(secret), None) = (words.next(), words.next(), words.next()) else {
+            return Err(bad("not two words"));
+        };
+        let id = id
+            .parse::<u32>()
+            .map_err(|_| bad(&format!("key id \"{id}\" is not a number")))?;
+        let secret = parse_hex(secret).ok_or_else(|| {
+            bad(&format!(
+                "the secret is not hex with two digits per byte ({} digits)",
+                secret.len()
+            ))
+        })?;
+        keys.push(Key { id, secret });
     }
     Ok(keys)
 }

@@ -1,6 +1,10 @@
 //! The namespace testbed of the integration tests: the lab's standard topology (a client, the
 //! Tether node `lb`, backends `b1`..`b3`) with nginx and `tether run` started in it, each test in
 //! its own namespaces, all torn down when the testbed drops (even on failure).
+#![allow(
+    clippy::disallowed_types,
+    reason = "tests wait for real processes on the wall clock"
+)]
 #![allow(dead_code, reason = "each test file uses a different part")]
 
 use std::fmt::Write as _;

@@ -23,6 +23,8 @@ pub enum LabCommand {
     UdpEcho(ServerArgs),
     /// Send UDP datagrams from several source ports and report which server answered each.
     UdpClient(UdpClientArgs),
+    /// Send HTTP GETs, each on its own connection, and count the answers per backend.
+    HttpGet(HttpGetArgs),
 }
 
 /// A server's listen address and name.
@@ -90,6 +92,50 @@ pub struct UdpClientArgs {
     pub json: bool,
 }
 
+/// Arguments of `tether lab http-get`.
+#[derive(Debug, Args)]
+pub struct HttpGetArgs {
+    /// Address and port to send to (a server or a VIP).
+    #[arg(long, value_name = "ADDR")]
+    pub target: SocketAddr,
+    /// Requests to send, one after another.
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub count: usize,
+    /// Milliseconds a request may take.
+    #[arg(long, value_name = "MS", default_value_t = 2_000)]
+    pub timeout_ms: u64,
+}
+
+/// Sends `args.count` requests and prints `b1=N b2=N ... failed=N` (backends by name, sorted).
+fn http_get(args: &HttpGetArgs) -> ExitCode {
+    let mut answers = std::collections::BTreeMap::<String, usize>::new();
+    let mut failed = 0;
+    for _ in 0..args.count {
+        match http::get(args.target, "/", Duration::from_millis(args.timeout_ms)) {
+            Ok((200, body)) => {
+                let name = body
+                    .trim()
+                    .strip_prefix("backend=")
+                    .unwrap_or(body.trim())
+                    .to_owned();
+                *answers.entry(name).or_default() += 1;
+            }
+            Ok(_) | Err(_) => failed += 1,
+        }
+    }
+    let mut line: Vec<String> = answers
+        .iter()
+        .map(|(name, n)| format!("{name}={n}"))
+        .collect();
+    line.push(format!("failed={failed}"));
+    println!("{}", line.join(" "));
+    if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
 /// Runs a lab traffic program.
 pub fn run(command: &LabCommand) -> anyhow::Result<ExitCode> {
     let stop = StopFlag::new();
@@ -119,6 +165,7 @@ pub fn run(command: &LabCommand) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::FAILURE);
             }
         }
+        LabCommand::HttpGet(a) => return Ok(http_get(a)),
         LabCommand::UdpClient(a) => {
             let timeout = Duration::from_millis(a.timeout_ms);
             let report = udp::run_clients(a.target, a.ports, a.count, timeout);

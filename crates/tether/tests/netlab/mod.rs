@@ -248,7 +248,15 @@ impl Testbed {
 
     /// `n` HTTP requests from the client, each on a new connection; the bodies, in order.
     pub fn curl(&self, url: &str, n: usize, extra: &[&str]) -> Vec<String> {
-        let mut args = vec!["curl", "-sS", "--fail-early", "--max-time", "5", "-H", "Connection: close"];
+        let mut args = vec![
+            "curl",
+            "-sS",
+            "--fail-early",
+            "--max-time",
+            "5",
+            "-H",
+            "Connection: close",
+        ];
         args.extend_from_slice(extra);
         // One curl process for many URLs: each gets its own connection because of the header.
         let mut bodies = Vec::with_capacity(n);

@@ -158,6 +158,12 @@ impl Stamp {
                 ttl: self.fixed_ttl,
             },
             nat,
+            // A SYN on a known flow is a retransmission or a new connection reusing the
+            // client's port; only the manager can tell, so it gets the packet.
+            self.interest(
+                InterestBits::FIN | InterestBits::RST | InterestBits::SYN,
+                InterestBits::SYN,
+            ),
             packet,
         )
     }
@@ -185,6 +191,7 @@ impl Stamp {
                 dst: unspecified_like(service.vip),
                 dst_port: 0,
             }),
+            self.interest(InterestBits::FIN | InterestBits::RST, InterestBits::NONE),
             packet,
         )
     }
@@ -193,16 +200,14 @@ impl Stamp {
         &self,
         affinity: FixedAffinity,
         nat: Option<NatAction>,
+        interest: InterestCriteria,
         packet: Option<Vec<u8>>,
     ) -> FixedUpdate {
         FixedUpdate {
             affinity,
             actions: Actions {
                 nat,
-                // Only the end of the flow matters to the manager, and without the packet.
-                interest: Some(
-                    self.interest(InterestBits::FIN | InterestBits::RST, InterestBits::NONE),
-                ),
+                interest: Some(interest),
                 ..Actions::default()
             },
             service_precedence: self.service_precedence,

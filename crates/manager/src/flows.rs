@@ -99,6 +99,16 @@ impl FlowStore {
         );
     }
 
+    /// Forgets flow `key` at once (its 5-tuple is starting a new connection).
+    pub(crate) fn remove(&mut self, key: &AffinityKey) -> Option<Flow> {
+        let flow = self.flows.remove(key)?;
+        self.deadlines.remove(&(flow.expires, *key));
+        if let Some(r) = flow.return_key {
+            self.by_return.remove(&r);
+        }
+        Some(flow)
+    }
+
     /// Records a fixed update sent for the flow at `now`, which pushes its expiry out.
     pub(crate) fn fixed_sent(&mut self, now: Timestamp, key: &AffinityKey) {
         self.update(key, |flow| flow.last_fixed = flow.last_fixed.max(now));

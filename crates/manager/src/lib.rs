@@ -368,7 +368,23 @@ impl Manager {
                 .forward_key_of_return(&key)
                 .map(|forward| (forward, Direction::Return))
         };
-        if let Some((forward, direction)) = known {
+        let reused = known.is_some_and(|(forward, direction)| {
+            direction == Direction::Forward
+                && facts.starts_flow
+                && self
+                    .flows
+                    .get(&forward)
+                    .is_some_and(|f| f.closing_since.is_some())
+        });
+        if reused {
+            // A new connection on the 5-tuple of a closed one: the old choice does not bind it.
+            if self.flows.remove(&key).is_some() {
+                self.counters.flows_reused += 1;
+            }
+            if let Some(s) = self.services.iter().position(|svc| svc.is_forward(&key)) {
+                self.new_flow(now, from, s, key, packet);
+            }
+        } else if let Some((forward, direction)) = known {
             self.send_fixed(now, from, forward, direction, Some(packet));
             // The agent asked with the packet, so no separate FIN or RST notice will follow.
             if facts.ends_flow {

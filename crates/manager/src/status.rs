@@ -110,6 +110,8 @@ pub struct Counters {
     pub flows_created: u64,
     /// Flows that reported a FIN or RST.
     pub flows_closed: u64,
+    /// Closed flows whose 5-tuple a new connection (a SYN) reused; it was scheduled afresh.
+    pub flows_reused: u64,
     /// Flows forgotten after their expiry.
     pub flows_expired: u64,
     /// Fixed affinity updates queued.

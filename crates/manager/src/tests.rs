@@ -241,7 +241,11 @@ fn a_nat_flow_gets_exactly_the_documented_fixed_affinities() {
                 dst: ip("10.0.0.1"),
                 dst_port: 8080,
             }),
-            interest: fin_rst,
+            // SYNs come back with their packet: a retransmission or a reused 5-tuple.
+            interest: Some(interest(
+                InterestBits::FIN | InterestBits::RST | InterestBits::SYN,
+                InterestBits::SYN,
+            )),
             ..Actions::default()
         },
         service_precedence: None,
@@ -596,4 +600,29 @@ fn a_deny_is_counted_and_recorded_per_agent() {
         (sock(AGENT), at(2), 2)
     );
     assert_eq!(record.denied, denied);
+}
+
+#[test]
+fn a_syn_on_a_closed_flow_is_a_new_connection_and_is_scheduled_afresh() {
+    let mut m = manager(ForwardingMode::Nat, SchedulerKind::WeightedRoundRobin);
+    let key = client(40_100);
+    packet(&mut m, at(1), AGENT, syn(key));
+    // Another connection in between, so round robin would not come back to the same backend.
+    packet(&mut m, at(1), AGENT, syn(client(40_101)));
+    let first = m.flow(&key).expect("flow").backend;
+    // A retransmitted SYN of the open flow keeps its backend.
+    packet(&mut m, at(2), AGENT, syn(key));
+    assert_eq!(m.flow(&key).expect("flow").backend, first);
+    notify(&mut m, at(3), key, InterestBits::FIN);
+    assert!(m.flow(&key).expect("closing flow kept").closing);
+    // The client reuses its port for a new connection: round robin moves on.
+    packet(&mut m, at(4), AGENT, syn(key));
+    let second = m.flow(&key).expect("new flow");
+    assert!(!second.closing);
+    assert_ne!(
+        second.backend, first,
+        "scheduled afresh, not bound to the closed flow"
+    );
+    assert_eq!(m.status().counters.flows_reused, 1);
+    assert_eq!(m.status().counters.flows_created, 3);
 }

@@ -170,8 +170,9 @@ fn duplicate_syn_lands_on_the_same_backend_from_any_agent() {
     let first = cross(&mut world, a1, &syn, true);
     // The retransmitted SYN crosses agent 2, which asks the manager again.
     let second = cross(&mut world, a2, &syn, true);
-    // And once more through agent 1, which answers from its own fixed affinity.
-    let third = cross(&mut world, a1, &syn, false);
+    // And once more through agent 1: it holds the fixed affinity, but a SYN goes to the
+    // manager all the same (a retransmission or a reused port, which only it can tell apart).
+    let third = cross(&mut world, a1, &syn, true);
     assert_eq!(first, second);
     assert_eq!(first, third);
 
@@ -188,4 +189,45 @@ fn duplicate_syn_lands_on_the_same_backend_from_any_agent() {
         "round robin picks the next backend for a new flow"
     );
     assert_eq!(world.manager(m).sm.status().counters.flows_created, 2);
+}
+
+#[test]
+fn a_new_connection_reusing_a_closed_flows_port_is_scheduled_afresh() {
+    let (mut world, m, a1, _) = world(vec![service(
+        "web",
+        VIP4,
+        &BACKENDS4,
+        SchedulerKind::WeightedRoundRobin,
+    )]);
+    let vip = SocketAddr::new(ip(VIP4), 80);
+    let client = SocketAddr::new(ip(CLIENT4), 40_003);
+    let syn = Segment {
+        syn: true,
+        seq: 10,
+        ..Segment::new(client, vip)
+    };
+    let first = cross(&mut world, a1, &syn, true);
+    let fin = Segment {
+        seq: 11,
+        ack: Some(1),
+        fin: true,
+        ..Segment::new(client, vip)
+    };
+    assert_eq!(cross(&mut world, a1, &fin, false)[16..20], first[16..20]);
+    world.settle(Duration::from_secs(1));
+
+    // The same 5-tuple opens a new connection while the agent still caches the old affinity.
+    let again = Segment {
+        syn: true,
+        seq: 90_000,
+        ..Segment::new(client, vip)
+    };
+    let out = cross(&mut world, a1, &again, true);
+    assert_ne!(
+        out[16..20],
+        first[16..20],
+        "the closed flow's backend does not bind the new one"
+    );
+    let counters = world.manager(m).sm.status().counters;
+    assert_eq!((counters.flows_created, counters.flows_reused), (2, 1));
 }

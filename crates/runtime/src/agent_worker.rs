@@ -9,12 +9,17 @@
 //! ```
 //!
 //! One loop: poll(2) on every descriptor with the agent's next deadline, then drain the rings
-//! (each frame through [`Agent::handle_frame`], forwarded frames sent from the ring memory
-//! itself), the service sockets, the agent's timers and its outgoing messages and packets.
+//! (each frame through [`Agent::handle_frame`], forwarded frames rewritten in the ring and
+//! copied into a batch that leaves with one sendmmsg(2) per [`TxBatch::MAX`] frames, always
+//! before the ring block goes back to the kernel), the service sockets, the agent's timers and its outgoing messages and packets.
 //! Packets whose neighbour is still resolving wait up to [`HOLD_UNRESOLVED`] in a small queue.
 //! Errors on the packet path are counted in the snapshot, never fatal.
+//!
+//! A node may run several workers ([`AgentWorkers`]): each an independent agent with its own
+//! service socket, their rings sharing each data interface through `PACKET_FANOUT`.
 
 use core::net::{IpAddr, SocketAddr};
+use core::ops::RangeInclusive;
 use core::time::Duration;
 use std::collections::VecDeque;
 use std::io;
@@ -32,7 +37,7 @@ use tether_wire::packet::IpVersion;
 use crate::neigh::Resolver;
 use crate::reinject::Reinjector;
 use crate::steering::{self, Steerer, SteeringError};
-use crate::sys::{PacketSocket, PollSet, RingConfig, SysError, TxSocket};
+use crate::sys::{PacketSocket, PollSet, RingConfig, SysError, TxBatch, TxSocket};
 
 /// How long a packet waits for its next hop's MAC address before it is dropped.
 pub const HOLD_UNRESOLVED: Duration = Duration::from_millis(100);
@@ -55,16 +60,25 @@ pub struct AgentWorkerConfig {
     /// Multicast group for wildcard announcements, if used, joined on every data interface
     /// (or the interface routing says, when there are none).
     pub multicast_group: Option<SocketAddr>,
-    /// Name of the nftables table this worker owns (family `netdev`).
+    /// Name of the nftables table of this node (family `netdev`).
     pub steering_table: String,
-    /// `PACKET_FANOUT` group shared by the workers of one host, when more than one runs.
+    /// Whether this worker installs and removes the steering table; of several workers of one
+    /// node only the first does, since they all hold the same wildcards.
+    pub owns_steering: bool,
+    /// Consecutive UDP ports, from `listen`'s, of the node's workers' service sockets, which
+    /// steering leaves to the kernel.
+    pub service_ports: u16,
+    /// First `PACKET_FANOUT` group id of the workers of one host, when more than one runs; the
+    /// ring on the k-th data interface joins group `fanout_group + k`, since a group spans one
+    /// interface only.
     pub fanout_group: Option<u16>,
     /// Size and latency of each receive ring.
     pub ring: RingConfig,
 }
 
 impl AgentWorkerConfig {
-    /// A configuration with one worker's defaults: no multicast, no fanout, table `tether`.
+    /// A configuration with one worker's defaults: no multicast, no fanout, table `tether`
+    /// owned by this worker.
     pub fn new(agent: AgentConfig, interfaces: Vec<String>, listen: SocketAddr) -> Self {
         Self {
             agent,
@@ -72,6 +86,8 @@ impl AgentWorkerConfig {
             listen,
             multicast_group: None,
             steering_table: "tether".to_owned(),
+            owns_steering: true,
+            service_ports: 1,
             fanout_group: None,
             ring: RingConfig::default(),
         }
@@ -184,7 +200,7 @@ impl AgentWorker {
         let mut resolver = Resolver::new().map_err(socket_err("netlink socket"))?;
         let mut rings = Vec::new();
         let mut indexes = Vec::new();
-        for name in &config.interfaces {
+        for (k, name) in config.interfaces.iter().enumerate() {
             let link = resolver
                 .link_by_name(name)
                 .map_err(socket_err("netlink interface lookup"))?
@@ -192,10 +208,13 @@ impl AgentWorker {
             if link.mac.is_none() {
                 return Err(WorkerError::NotEthernet(name.clone()));
             }
-            let ring = PacketSocket::open(link.index, name, config.ring, config.fanout_group)
-                .map_err(|source| WorkerError::Ring {
-                    interface: name.clone(),
-                    source,
+            let fanout = config.fanout_group.map(|g| g.wrapping_add(k as u16));
+            let ring =
+                PacketSocket::open(link.index, name, config.ring, fanout).map_err(|source| {
+                    WorkerError::Ring {
+                        interface: name.clone(),
+                        source,
+                    }
                 })?;
             rings.push(ring);
             indexes.push((name.clone(), link.index));
@@ -206,7 +225,11 @@ impl AgentWorker {
             source,
         })?;
         let reinject = Reinjector::open().map_err(socket_err("raw IP socket for re-injection"))?;
-        let steerer = Steerer::start(&config.steering_table)?;
+        let steerer = if config.owns_steering {
+            Some(Steerer::start(&config.steering_table)?)
+        } else {
+            None
+        };
         let (stop, stop_rx) = UnixDatagram::pair().map_err(socket_err("stop socket pair"))?;
         let snapshot = Arc::new(Mutex::new(AgentSnapshot::default()));
         let clock = Clock::start();
@@ -219,6 +242,7 @@ impl AgentWorker {
             local: Vec::new(),
             waiting: VecDeque::new(),
             scratch: Vec::new(),
+            batch: TxBatch::new(),
             counters: Counters::default(),
         };
         let worker = Worker {
@@ -229,11 +253,15 @@ impl AgentWorker {
             stop: stop_rx,
             clock,
             interfaces: config.interfaces.clone(),
-            control_port: config.listen.port(),
+            control_ports: config.listen.port()
+                ..=config
+                    .listen
+                    .port()
+                    .saturating_add(config.service_ports.saturating_sub(1)),
             published: Arc::clone(&snapshot),
         };
         let thread = std::thread::Builder::new()
-            .name(format!("agent-{}", config.steering_table))
+            .name(format!("agent-{}", config.listen.port()))
             .spawn(move || worker.run())
             .map_err(|_| WorkerError::Thread("could not be started"))?;
         Ok(Self {
@@ -257,14 +285,16 @@ impl AgentWorker {
         &self.config
     }
 
-    /// Withdraws nothing (wildcards belong to managers) but removes this worker's steering rules
-    /// and stops the thread.
+    /// Withdraws nothing (wildcards belong to managers) but removes the steering rules, if this
+    /// worker owns them, and stops the thread.
     pub fn shutdown(self) -> Result<(), WorkerError> {
         // Dropping our end wakes the thread even if the send fails.
         let _ = self.stop.send(&[1]);
         drop(self.stop);
         let Ok(result) = self.thread.join() else {
-            steering::remove(&self.config.steering_table)?;
+            if self.config.owns_steering {
+                steering::remove(&self.config.steering_table)?;
+            }
             return Err(WorkerError::Thread(
                 "panicked; its steering table was removed",
             ));
@@ -392,10 +422,15 @@ struct PacketPath {
     local: Vec<IpAddr>,
     waiting: VecDeque<Waiting>,
     scratch: Vec<u8>,
+    /// Frames forwarded since the last send, sent together.
+    batch: TxBatch,
     counters: Counters,
 }
 
+mod pool;
 mod run;
+
+pub use pool::AgentWorkers;
 
 /// The state of the worker thread.
 #[derive(Debug)]
@@ -403,11 +438,12 @@ struct Worker {
     rings: Vec<PacketSocket>,
     sockets: ServiceSockets,
     path: PacketPath,
-    steerer: Steerer,
+    /// The steering table's owner, in one worker per node.
+    steerer: Option<Steerer>,
     stop: UnixDatagram,
     clock: Clock,
     interfaces: Vec<String>,
-    control_port: u16,
+    control_ports: RangeInclusive<u16>,
     published: Arc<Mutex<AgentSnapshot>>,
 }
 

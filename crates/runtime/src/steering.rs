@@ -21,6 +21,7 @@
 
 use core::fmt::Write as _;
 use core::net::IpAddr;
+use core::ops::RangeInclusive;
 use std::collections::BTreeSet;
 use std::io::Write as _;
 use std::process::{Command, Stdio};
@@ -44,11 +45,11 @@ pub struct Ruleset {
 }
 
 /// The ruleset that steers what `wildcards` describe on `interfaces`, leaving UDP to
-/// `control_port` (the worker's service messages) to the kernel.
+/// `control_ports` (the workers' service messages) to the kernel.
 pub fn ruleset<'a>(
     table: &str,
     interfaces: &[String],
-    control_port: u16,
+    control_ports: RangeInclusive<u16>,
     local: &[IpAddr],
     wildcards: impl IntoIterator<Item = &'a WildcardAffinity>,
 ) -> Ruleset {
@@ -62,7 +63,12 @@ pub fn ruleset<'a>(
     }
     let icmp_v4 = rules.iter().any(|r| r.starts_with("meta protocol ip "));
     let icmp_v6 = rules.iter().any(|r| r.starts_with("meta protocol ip6 "));
-    let mut head = vec![format!("udp dport {control_port} accept")];
+    let ports = if control_ports.start() == control_ports.end() {
+        control_ports.start().to_string()
+    } else {
+        format!("{}-{}", control_ports.start(), control_ports.end())
+    };
+    let mut head = vec![format!("udp dport {ports} accept")];
     // Traffic to the host itself stays the kernel's, even where a wildcard's range covers it.
     for (family, addrs) in [
         (
@@ -115,6 +121,20 @@ pub fn ruleset<'a>(
         icmp_v4,
         icmp_v6,
     }
+}
+
+/// Whether [`ruleset`] would steer IPv4 and IPv6 ICMP errors, for a worker that does not own the
+/// table but must re-inject the errors it is given that are not its own.
+pub fn icmp_steered<'a>(
+    interfaces: &[String],
+    wildcards: impl IntoIterator<Item = &'a WildcardAffinity>,
+) -> (bool, bool) {
+    if interfaces.is_empty() {
+        return (false, false);
+    }
+    wildcards.into_iter().fold((false, false), |(v4, v6), w| {
+        (v4 || w.dst.is_ipv4(), v6 || w.dst.is_ipv6())
+    })
 }
 
 /// The nftables rule dropping what one wildcard describes.
@@ -233,7 +253,7 @@ pub fn apply(table: &str, text: &str) -> Result<(), SteeringError> {
 
 /// Removes `table` (family netdev) if it exists.
 pub fn remove(table: &str) -> Result<(), SteeringError> {
-    apply(table, &ruleset(table, &[], 0, &[], []).text)
+    apply(table, &ruleset(table, &[], 0..=0, &[], []).text)
 }
 
 /// What the steering thread has done so far.
@@ -288,7 +308,7 @@ impl Steerer {
             })?;
         Ok(Self {
             table: table.to_owned(),
-            last_sent: ruleset(table, &[], 0, &[], []),
+            last_sent: ruleset(table, &[], 0..=0, &[], []),
             tx: Some(tx),
             status,
             thread: Some(thread),

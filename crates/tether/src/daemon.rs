@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use tether_manager::AdminState;
-use tether_runtime::agent_worker::AgentWorker;
+use tether_runtime::agent_worker::AgentWorkers;
 use tether_runtime::manager_driver::ManagerDriver;
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -21,7 +21,7 @@ struct Daemon {
     node: String,
     roles: Vec<String>,
     manager: Option<(ManagerDriver, u16)>,
-    agent: Option<AgentWorker>,
+    agent: Option<AgentWorkers>,
 }
 
 impl Node for Daemon {
@@ -34,10 +34,12 @@ impl Node for Daemon {
                 .manager
                 .as_ref()
                 .map(|(driver, backup)| ManagerReport::new(&driver.status(), *backup)),
-            agent: self
-                .agent
-                .as_ref()
-                .map(|a| AgentReport::from(&a.snapshot())),
+            agent: self.agent.as_ref().map(|a| {
+                a.snapshots()
+                    .iter()
+                    .map(AgentReport::from)
+                    .fold(AgentReport::default(), AgentReport::merge)
+            }),
         }
     }
 
@@ -104,17 +106,17 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
     let initial_sequence = wall_clock_sequence();
     let roles = config.roles().iter().map(|r| (*r).to_owned()).collect();
     let agent = match config.agent.take() {
-        Some(mut worker) => {
+        Some((mut worker, count)) => {
             worker.agent.initial_sequence = initial_sequence;
             worker.agent.hash_seed = RandomState::new().hash_one(initial_sequence);
             let interfaces = worker.interfaces.join(", ");
-            let agent = AgentWorker::spawn(worker).with_context(|| {
+            let agent = AgentWorkers::spawn(&worker, count).with_context(|| {
                 format!(
                     "starting the agent on {interfaces}; it needs root (CAP_NET_ADMIN and \
                      CAP_NET_RAW) and existing interfaces"
                 )
             })?;
-            tracing::info!(%interfaces, "agent started");
+            tracing::info!(%interfaces, workers = count, "agent started");
             Some(agent)
         }
         None => None,

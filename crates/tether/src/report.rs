@@ -206,6 +206,53 @@ impl ManagerReport {
     }
 }
 
+impl AgentReport {
+    /// The sum of two workers' reports (counters, affinities, drops by reason).
+    #[must_use]
+    pub fn merge(mut self, other: Self) -> Self {
+        let Self {
+            fixed_affinities,
+            wildcard_affinities,
+            held_packets,
+            steering_rules,
+            rx_packets,
+            rx_bytes,
+            tx_packets,
+            tx_bytes,
+            forwarded,
+            not_ours,
+            to_manager,
+            held,
+            interest_matches,
+            messages_in,
+            messages_out,
+            drops,
+            rejected,
+        } = other;
+        self.fixed_affinities += fixed_affinities;
+        self.wildcard_affinities += wildcard_affinities;
+        self.held_packets += held_packets;
+        self.steering_rules += steering_rules;
+        self.rx_packets += rx_packets;
+        self.rx_bytes += rx_bytes;
+        self.tx_packets += tx_packets;
+        self.tx_bytes += tx_bytes;
+        self.forwarded += forwarded;
+        self.not_ours += not_ours;
+        self.to_manager += to_manager;
+        self.held += held;
+        self.interest_matches += interest_matches;
+        self.messages_in += messages_in;
+        self.messages_out += messages_out;
+        for (mine, theirs) in [(&mut self.drops, drops), (&mut self.rejected, rejected)] {
+            for (reason, n) in theirs {
+                *mine.entry(reason).or_default() += n;
+            }
+        }
+        self
+    }
+}
+
 impl From<&AgentSnapshot> for AgentReport {
     fn from(s: &AgentSnapshot) -> Self {
         let st = &s.stats;

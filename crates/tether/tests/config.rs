@@ -88,7 +88,8 @@ fn a_full_config_maps_onto_the_runtime_configs() {
         dns.backends[0].port, 53,
         "a backend port defaults to the service port"
     );
-    let a = c.agent.unwrap();
+    let (a, workers) = c.agent.unwrap();
+    assert_eq!(workers, 1);
     assert_eq!(a.interfaces, ["eth0"]);
     assert_eq!(a.agent.name, "lb1");
     assert_eq!(a.steering_table, "tether");
@@ -357,9 +358,15 @@ fn agent_and_manager_need_their_own_ports() {
     );
     refused(
         "interfaces = [\"eth0\"]",
-        "interfaces = [\"eth0\"]\nworkers = 4",
+        "interfaces = [\"eth0\"]\nworkers = 17",
         "agent.workers",
-        "set workers = 1",
+        "run 1 to 16",
+    );
+    refused(
+        "interfaces = [\"eth0\"]",
+        "interfaces = [\"eth0\"]\nworkers = 2",
+        "manager.listen",
+        "address of an agent worker",
     );
 }
 
@@ -421,5 +428,35 @@ fn a_key_file_with_an_odd_secret_names_the_line() {
             .contains("k.key line 2: the secret is not hex with two digits per byte (7 digits)"),
         "{}",
         e.errors[0].message
+    );
+}
+
+#[test]
+fn several_workers_are_all_announced_to_by_default() {
+    let text = BASE
+        .replacen(
+            "interfaces = [\"eth0\"]",
+            "interfaces = [\"eth0\"]\nworkers = 3",
+            1,
+        )
+        .replacen(
+            "listen = \"10.0.0.1:7401\"",
+            "listen = \"10.0.0.1:7410\"",
+            1,
+        );
+    let c = parse(&text).unwrap();
+    let (_, workers) = c.agent.unwrap();
+    assert_eq!(workers, 3);
+    let announce: Vec<String> = c
+        .manager
+        .unwrap()
+        .manager
+        .announce
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        announce,
+        ["10.0.0.1:7400", "10.0.0.1:7401", "10.0.0.1:7402"]
     );
 }

@@ -8,13 +8,13 @@ use tether_agent::{OutPacket, Route, Verdict};
 use tether_proto::Timestamp;
 
 use super::{
-    AgentSnapshot, HOLD_CAPACITY, HOLD_UNRESOLVED, PacketPath, RETRY_PERIOD, SNAPSHOT_PERIOD,
-    Waiting, Worker, send_error_label, steered,
+    AgentSnapshot, Counters, HOLD_CAPACITY, HOLD_UNRESOLVED, PacketPath, RETRY_PERIOD,
+    SNAPSHOT_PERIOD, Waiting, Worker, send_error_label, steered,
 };
 use crate::frame;
 use crate::neigh::Resolution;
-use crate::steering::{self, SteeringError};
-use crate::sys::RxFrame;
+use crate::steering::{self, Steerer, SteeringError};
+use crate::sys::{RxFrame, TxBatch, TxSocket};
 
 /// Largest service message read (a UDP datagram).
 const DATAGRAM_MAX: usize = 65_535;
@@ -51,26 +51,35 @@ impl Worker {
                     }
                 }
             }
+            self.path.send_batch();
             let mut control_changed = self.receive(now, &mut buf);
             if self.path.agent.poll_timeout().is_some_and(|t| t <= now) {
                 self.path.agent.handle_timeout(now);
                 control_changed = true;
             }
             self.path.flush(now, &self.sockets.unicast);
+            self.path.send_batch();
             if now.saturating_since(last_addresses) >= crate::neigh::CACHE_TTL {
                 control_changed |= self.path.refresh_local_addresses();
                 last_addresses = now;
             }
             if control_changed {
-                let rules = steering::ruleset(
-                    self.steerer.table(),
-                    &self.interfaces,
-                    self.control_port,
-                    &self.path.local,
-                    self.path.agent.wildcard_affinities().map(|w| w.affinity),
-                );
-                self.path.icmp_steered = (rules.icmp_v4, rules.icmp_v6);
-                self.steerer.update(rules);
+                let wildcards = self.path.agent.wildcard_affinities().map(|w| w.affinity);
+                if let Some(steerer) = &mut self.steerer {
+                    let rules = steering::ruleset(
+                        steerer.table(),
+                        &self.interfaces,
+                        self.control_ports.clone(),
+                        &self.path.local,
+                        wildcards,
+                    );
+                    self.path.icmp_steered = (rules.icmp_v4, rules.icmp_v6);
+                    steerer.update(rules);
+                } else {
+                    // The owner steers the same wildcards; ICMP errors it takes from the kernel
+                    // may be hashed here and must be re-injected when not ours.
+                    self.path.icmp_steered = steering::icmp_steered(&self.interfaces, wildcards);
+                }
             }
             if now.saturating_since(last_expire) >= crate::neigh::CACHE_TTL {
                 self.path.resolver.expire(now);
@@ -82,7 +91,7 @@ impl Worker {
             }
         }
         self.publish();
-        self.steerer.stop()
+        self.steerer.map_or(Ok(()), Steerer::stop)
     }
 
     /// Reads every pending service message; says whether any arrived.
@@ -120,7 +129,11 @@ impl Worker {
             runtime_drops.push(("ring_full", counters.ring_full));
         }
         let stats = self.path.agent.stats().clone();
-        let steering = self.steerer.status();
+        let steering = self
+            .steerer
+            .as_ref()
+            .map(Steerer::status)
+            .unwrap_or_default();
         let snapshot = AgentSnapshot {
             fixed_affinities: stats.fixed_affinities,
             wildcard_affinities: stats.wildcard_affinities,
@@ -164,8 +177,13 @@ impl PacketPath {
             Verdict::Forward(route) => match self.resolver.resolve(now, route) {
                 Resolution::Ready(hop) => {
                     frame::readdress(frame.data, &hop);
-                    let sent = self.tx.send(hop.ifindex, frame.data);
-                    self.count_send(sent, frame.data.len());
+                    enqueue(
+                        &self.tx,
+                        &mut self.batch,
+                        &mut self.counters,
+                        hop.ifindex,
+                        frame.data,
+                    );
                 }
                 Resolution::Pending => {
                     self.wait(now + HOLD_UNRESOLVED, route, frame.data.to_vec());
@@ -232,8 +250,13 @@ impl PacketPath {
             Resolution::Ready(hop) => {
                 let ip = frame.get(14..).unwrap_or_default();
                 frame::encapsulate(&mut self.scratch, &hop, ip);
-                let sent = self.tx.send(hop.ifindex, &self.scratch);
-                self.count_send(sent, self.scratch.len());
+                enqueue(
+                    &self.tx,
+                    &mut self.batch,
+                    &mut self.counters,
+                    hop.ifindex,
+                    &self.scratch,
+                );
             }
             Resolution::Pending => self.wait(deadline, route, frame),
             Resolution::NoRoute => self.counters.drops.add("no_route"),
@@ -253,13 +276,39 @@ impl PacketPath {
         });
     }
 
-    fn count_send(&mut self, sent: io::Result<()>, len: usize) {
-        match sent {
-            Ok(()) => {
-                self.counters.tx_frames += 1;
-                self.counters.tx_bytes += len as u64;
-            }
-            Err(e) => self.counters.drops.add(send_error_label(&e)),
+    /// Sends the frames queued so far.
+    pub(super) fn send_batch(&mut self) {
+        if !self.batch.is_empty() {
+            let counters = &mut self.counters;
+            self.tx
+                .send_batch(&mut self.batch, |sent| count_send(counters, sent));
         }
+    }
+}
+
+/// Queues a frame for the next batch, sending the batch first when it is full.
+fn enqueue(
+    tx: &TxSocket,
+    batch: &mut TxBatch,
+    counters: &mut Counters,
+    ifindex: u32,
+    frame: &[u8],
+) {
+    if batch.is_full() {
+        tx.send_batch(batch, |sent| count_send(counters, sent));
+    }
+    if let Err(e) = batch.push(ifindex, frame) {
+        counters.drops.add(send_error_label(&e));
+    }
+}
+
+/// Counts one frame's transmit: its bytes, or the reason it was dropped.
+fn count_send(counters: &mut Counters, sent: io::Result<usize>) {
+    match sent {
+        Ok(len) => {
+            counters.tx_frames += 1;
+            counters.tx_bytes += len as u64;
+        }
+        Err(e) => counters.drops.add(send_error_label(&e)),
     }
 }

@@ -34,7 +34,7 @@ const ANY4: (IpAddr, IpAddr, u16) = (UNSPECIFIED_V4, UNSPECIFIED_V4, 0);
 
 #[test]
 fn no_wildcards_only_delete_the_table() {
-    let r = ruleset("tether", &["eth0".into()], 7000, &[], []);
+    let r = ruleset("tether", &["eth0".into()], 7000..=7000, &[], []);
     assert_eq!(r.text, "table netdev tether\ndelete table netdev tether\n");
     assert_eq!((r.rules, r.icmp_v4, r.icmp_v6), (0, false, false));
 }
@@ -42,7 +42,13 @@ fn no_wildcards_only_delete_the_table() {
 #[test]
 fn a_vip_wildcard_steers_its_port_and_icmp_errors_on_every_interface() {
     let vip = wildcard(17, ANY4, (v4([10, 9, 0, 1]), v4([255; 4]), 53));
-    let r = ruleset("t1", &["eth0".into(), "eth1".into()], 7000, &[], [&vip]);
+    let r = ruleset(
+        "t1",
+        &["eth0".into(), "eth1".into()],
+        7000..=7000,
+        &[],
+        [&vip],
+    );
     let chain = |i: usize, dev: &str| {
         format!(
             "\tchain ingress_{i} {{\n\
@@ -70,7 +76,7 @@ fn traffic_to_the_hosts_own_addresses_is_accepted_before_any_drop() {
         v4([127, 0, 0, 1]),
         "fd09:11::1".parse().unwrap(),
     ];
-    let r = ruleset("t", &["eth0".into()], 7000, &local, [&ret]);
+    let r = ruleset("t", &["eth0".into()], 7000..=7000, &local, [&ret]);
     let lines: Vec<&str> = r.text.lines().map(str::trim).collect();
     let at = |needle: &str| lines.iter().position(|l| l.starts_with(needle)).unwrap();
     assert_eq!(
@@ -143,7 +149,7 @@ fn ipv6_wildcards_steer_icmpv6_errors() {
             443,
         ),
     );
-    let r = ruleset("t6", &["eth0".into()], 7000, &[], [&w]);
+    let r = ruleset("t6", &["eth0".into()], 7000..=7000, &[], [&w]);
     assert!(r.icmp_v6 && !r.icmp_v4);
     assert!(r.text.contains(
         "\t\tmeta protocol ip6 icmpv6 type { destination-unreachable, packet-too-big, \
@@ -166,6 +172,6 @@ fn ipv6_wildcards_steer_icmpv6_errors() {
 #[test]
 fn identical_wildcards_of_two_managers_give_one_rule() {
     let a = wildcard(17, ANY4, (v4([10, 9, 0, 1]), v4([255; 4]), 53));
-    let r = ruleset("t", &["eth0".into()], 7000, &[], [&a, &a.clone()]);
+    let r = ruleset("t", &["eth0".into()], 7000..=7000, &[], [&a, &a.clone()]);
     assert_eq!(r.rules, 3);
 }

@@ -3,13 +3,15 @@
 //!
 //! - [`PacketSocket`]: an AF_PACKET socket bound to one interface with a TPACKET_V3 receive
 //!   ring mapped into our memory; [`Block`] and [`RxFrame`] lend its frames out in place.
-//! - [`TxSocket`]: sends a complete Ethernet frame out of any interface.
+//! - [`TxSocket`]: sends a complete Ethernet frame out of any interface, or a [`TxBatch`] of
+//!   them with one sendmmsg(2).
 //! - [`PollSet`]: poll(2) over a fixed set of descriptors.
 //! - [`enter_netns`]: moves the calling thread into another network namespace.
 //!
 //! Everything else (netlink, UDP, raw IP sockets) goes through `socket2` and safe code.
 //! Each `unsafe` block states why it is sound in a `// SAFETY:` line.
 
+mod batch;
 mod ring;
 
 use std::fs::File;
@@ -18,6 +20,7 @@ use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::path::Path;
 use std::time::Duration;
 
+pub use batch::TxBatch;
 pub use ring::{Block, PacketSocket, RingConfig, RxFrame, TxSocket};
 
 /// A system call that failed, with the call and its subject named for the operator.

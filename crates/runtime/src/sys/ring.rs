@@ -340,7 +340,11 @@ impl Drop for Block<'_> {
 }
 
 /// Builds a `sockaddr_ll` for `ifindex`, with a destination MAC when sending.
-fn sockaddr_ll(ifindex: u32, protocol_be: u16, dst: Option<[u8; 6]>) -> libc::sockaddr_ll {
+pub(super) fn sockaddr_ll(
+    ifindex: u32,
+    protocol_be: u16,
+    dst: Option<[u8; 6]>,
+) -> libc::sockaddr_ll {
     let mut addr = libc::sockaddr_ll {
         sll_family: libc::AF_PACKET as u16,
         sll_protocol: protocol_be,
@@ -361,7 +365,7 @@ fn sockaddr_ll(ifindex: u32, protocol_be: u16, dst: Option<[u8; 6]>) -> libc::so
 /// interface.
 #[derive(Debug)]
 pub struct TxSocket {
-    fd: OwnedFd,
+    pub(super) fd: OwnedFd,
 }
 
 impl TxSocket {

@@ -9,7 +9,7 @@ use tether_manager::{
     AdminState, BackendConfig, ConfigError, ForwardingMode, ManagerConfig, Protocol, SchedulerKind,
     ServiceConfig,
 };
-use tether_runtime::agent_worker::AgentWorkerConfig;
+use tether_runtime::agent_worker::{AgentWorkerConfig, AgentWorkers};
 use tether_runtime::manager_driver::{HealthCheck, HealthCheckKind, ManagerDriverConfig};
 
 use super::{
@@ -26,8 +26,8 @@ pub struct Config {
     pub admin: SocketAddr,
     /// The manager role, if configured.
     pub manager: Option<ManagerDriverConfig>,
-    /// The agent role, if configured.
-    pub agent: Option<AgentWorkerConfig>,
+    /// The agent role, if configured: the first worker's configuration and the worker count.
+    pub agent: Option<(AgentWorkerConfig, u16)>,
 }
 
 impl Config {
@@ -53,6 +53,9 @@ impl Config {
 
 /// Field path and message of each problem found.
 type Problems = Vec<(String, String)>;
+
+/// Packet workers one agent runs at most.
+const MAX_WORKERS: u16 = AgentWorkers::MAX;
 
 /// Longest interface name Linux accepts.
 const MAX_IFNAME: usize = 15;
@@ -83,13 +86,16 @@ pub(super) fn validate(raw: &FileConfig, base: &Path) -> Result<Config, Problems
         check_agent(agent, &mut report);
     }
     if let (Some(manager), Some(agent)) = (&raw.manager, &raw.agent)
-        && manager.listen == agent.listen
+        && manager.listen.ip() == agent.listen.ip()
+        && (u32::from(agent.listen.port())..u32::from(agent.listen.port()) + agent.workers)
+            .contains(&u32::from(manager.listen.port()))
     {
         report(
             "manager.listen",
             format!(
-                "is the same as agent.listen ({}); give the manager its own port",
-                agent.listen
+                "is the address of an agent worker (agent.listen {} + i for {} workers); give \
+                 the manager its own port",
+                agent.listen, agent.workers
             ),
         );
     }
@@ -163,7 +169,7 @@ pub(super) fn validate(raw: &FileConfig, base: &Path) -> Result<Config, Problems
         let mut worker = AgentWorkerConfig::new(agent, section.interfaces.clone(), section.listen);
         worker.multicast_group = section.multicast_group;
         worker.steering_table.clone_from(&section.steering_table);
-        Some(worker)
+        Some((worker, u16::try_from(section.workers).ok()?))
     });
     Ok(Config {
         node: raw.node.name.clone(),
@@ -173,12 +179,22 @@ pub(super) fn validate(raw: &FileConfig, base: &Path) -> Result<Config, Problems
     })
 }
 
-/// The announce list, defaulting to the local agent's multicast group or address.
+/// The announce list, defaulting to the local agent's multicast group or else every worker's
+/// address (port `listen` + i).
 fn announce_list(section: &ManagerSection, agent: Option<&AgentSection>) -> Vec<SocketAddr> {
     match agent {
-        Some(agent) if section.announce.is_empty() => {
-            vec![agent.multicast_group.unwrap_or(agent.listen)]
-        }
+        Some(agent) if section.announce.is_empty() => agent.multicast_group.map_or_else(
+            || {
+                (0..agent.workers.clamp(1, MAX_WORKERS.into()))
+                    .map(|i| {
+                        let mut addr = agent.listen;
+                        addr.set_port(addr.port().saturating_add(i as u16));
+                        addr
+                    })
+                    .collect()
+            },
+            |group| vec![group],
+        ),
         _ => section.announce.clone(),
     }
 }
@@ -211,12 +227,21 @@ fn check_agent(agent: &AgentSection, report: &mut impl FnMut(&str, String)) {
             ),
         );
     }
-    if agent.workers != 1 {
+    if agent.workers == 0 || agent.workers > MAX_WORKERS.into() {
         report(
             "agent.workers",
             format!(
-                "is {}; this build runs one packet worker per agent, so set workers = 1",
+                "is {}; run 1 to {MAX_WORKERS} packet workers (about one per core that \
+                 receives traffic)",
                 agent.workers
+            ),
+        );
+    } else if u32::from(agent.listen.port()) + agent.workers - 1 > u32::from(u16::MAX) {
+        report(
+            "agent.workers",
+            format!(
+                "worker i listens on port {} + i, beyond 65535; lower agent.listen's port",
+                agent.listen.port()
             ),
         );
     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use packet_support::{Lab, contains, in_netns, spawn_in_netns};
 use tether_runtime::netlink::Netlink;
-use tether_runtime::sys::{PacketSocket, PollSet, RingConfig, TxSocket};
+use tether_runtime::sys::{PacketSocket, PollSet, RingConfig, TxBatch, TxSocket};
 use tether_wire::checksum;
 
 /// Ethernet + IPv4 + UDP with correct checksums.
@@ -123,4 +123,73 @@ fn ring_sees_frames_from_the_peer_and_transmitted_frames_reach_it() {
     let (payload, from) = listener.join().unwrap();
     assert_eq!(payload, b"sent-from-the-packet-socket");
     assert_eq!(from, "10.71.0.1:4242".parse().unwrap());
+}
+
+#[test]
+fn a_batch_of_a_hundred_frames_reaches_the_peer() {
+    const FRAMES: u16 = 100;
+    let mut lab = Lab::new("bt");
+    let a = lab.netns("a");
+    let b = lab.netns("b");
+    let (a_if, b_if) = (lab.name("x"), lab.name("y"));
+    packet_support::veth(&a, &a_if, "10.72.0.1/24", &b, &b_if, "10.72.0.2/24");
+    let peer_mac = in_netns(&b, move || {
+        Netlink::open()
+            .unwrap()
+            .link_by_name(&b_if)
+            .unwrap()
+            .unwrap()
+            .mac
+            .unwrap()
+    });
+    let listener = spawn_in_netns(&b, || {
+        let socket = UdpSocket::bind("10.72.0.2:7777").unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .unwrap();
+        let mut seen = std::collections::BTreeSet::new();
+        let mut buf = [0u8; 1500];
+        while let Ok(n) = socket.recv(&mut buf) {
+            seen.insert(buf[..n].to_vec());
+        }
+        seen
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    let (sent, failed, batches) = in_netns(&a, move || {
+        let link = Netlink::open()
+            .unwrap()
+            .link_by_name(&a_if)
+            .unwrap()
+            .unwrap();
+        let tx = TxSocket::open().unwrap();
+        let mut batch = TxBatch::new();
+        let (mut sent, mut failed, mut batches) = (0, 0, 0);
+        for i in 0..FRAMES {
+            if batch.is_full() {
+                tx.send_batch(&mut batch, |r| match r {
+                    Ok(_) => sent += 1,
+                    Err(_) => failed += 1,
+                });
+                batches += 1;
+            }
+            let frame = udp_frame(
+                peer_mac,
+                link.mac.unwrap(),
+                Ipv4Addr::new(10, 72, 0, 1),
+                Ipv4Addr::new(10, 72, 0, 2),
+                7777,
+                format!("frame {i}").as_bytes(),
+            );
+            batch.push(link.index, &frame).unwrap();
+        }
+        tx.send_batch(&mut batch, |r| match r {
+            Ok(_) => sent += 1,
+            Err(_) => failed += 1,
+        });
+        assert!(batch.is_empty());
+        (sent, failed, batches + 1)
+    });
+    assert_eq!((sent, failed, batches), (usize::from(FRAMES), 0, 2));
+    let seen = listener.join().unwrap();
+    assert_eq!(seen.len(), usize::from(FRAMES), "every frame arrives once");
 }

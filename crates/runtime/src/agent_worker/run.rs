@@ -26,7 +26,9 @@ impl Worker {
         let mut buf = vec![0u8; DATAGRAM_MAX];
         let mut last_publish = Timestamp::ZERO;
         let mut last_expire = Timestamp::ZERO;
-        let mut last_addresses = Timestamp::ZERO;
+        // The host's addresses are known before the first frame, not a cache lifetime later.
+        self.path.refresh_local_addresses();
+        let mut last_addresses = self.clock.now();
         loop {
             let now = self.clock.now();
             let mut wait = SNAPSHOT_PERIOD;
@@ -188,7 +190,10 @@ impl PacketPath {
                 Resolution::Pending => {
                     self.wait(now + HOLD_UNRESOLVED, route, frame.data.to_vec());
                 }
-                Resolution::NoRoute => self.counters.drops.add("no_route"),
+                Resolution::NoRoute => {
+                    tracing::debug!(next_hop = %route.next_hop, "no route: frame dropped");
+                    self.counters.drops.add("no_route");
+                }
             },
             Verdict::NotOurs => {
                 if self.icmp_steered != (false, false)
@@ -259,7 +264,10 @@ impl PacketPath {
                 );
             }
             Resolution::Pending => self.wait(deadline, route, frame),
-            Resolution::NoRoute => self.counters.drops.add("no_route"),
+            Resolution::NoRoute => {
+                tracing::debug!(next_hop = %route.next_hop, "no route: packet dropped");
+                self.counters.drops.add("no_route");
+            }
         }
     }
 

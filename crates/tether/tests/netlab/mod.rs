@@ -141,13 +141,19 @@ impl Testbed {
     /// Writes a configuration with both roles on the Tether node and `services` (TOML
     /// `[[service]]` tables), starts `tether run` and waits until its wildcards are steered.
     pub fn start_tether(&mut self, services: &str) {
+        self.start_tether_workers(services, 1);
+    }
+
+    /// As [`Testbed::start_tether`], with `workers` agent workers (ports 7400 and up, all of
+    /// them announced to by default).
+    pub fn start_tether_workers(&mut self, services: &str, workers: usize) {
         let key = self.dir.join("tether.key");
         std::fs::write(&key, KEY).expect("key file");
         let interfaces: Vec<String> = self.lb_ifaces.iter().map(|i| format!("\"{i}\"")).collect();
         let config = format!(
             "[node]\nname = \"lb\"\n\n[admin]\nlisten = \"{ADMIN}\"\n\n[auth]\nkey_file = \"{key}\"\n\n\
-             [agent]\ninterfaces = [{ifaces}]\nlisten = \"127.0.0.1:7400\"\n\n\
-             [manager]\nlisten = \"127.0.0.1:7401\"\nannounce = [\"127.0.0.1:7400\"]\n\
+             [agent]\ninterfaces = [{ifaces}]\nlisten = \"127.0.0.1:7400\"\nworkers = {workers}\n\n\
+             [manager]\nlisten = \"127.0.0.1:7500\"\n\
              wildcard_ttl = \"30s\"\nfixed_ttl = \"60s\"\nsticky = \"5s\"\n\n{services}",
             key = key.display(),
             ifaces = interfaces.join(", ")

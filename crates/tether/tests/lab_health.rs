@@ -53,6 +53,8 @@ fn a_stopped_backend_leaves_new_flows_and_returns_after_rise_successes() {
     tb.stop_nginx(2);
     let took = wait_health(&tb, "b2", false, Duration::from_secs(10));
     eprintln!("b2 marked down {took:?} after nginx stopped (bound: fall 2 x 500 ms + 1 s)");
+    // The bound of the acceptance (fall × interval + 1 s = 2 s), plus up to 500 ms for this
+    // poll's own `tether status` round trips and the agent's status publication period.
     assert!(
         took <= Duration::from_secs(2) + Duration::from_millis(500),
         "down detection took {took:?}"

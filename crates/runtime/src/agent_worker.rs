@@ -239,6 +239,7 @@ impl AgentWorker {
             tx,
             reinject,
             icmp_steered: (false, false),
+            host_addresses: Vec::new(),
             local: Vec::new(),
             waiting: VecDeque::new(),
             scratch: Vec::new(),
@@ -417,8 +418,11 @@ struct PacketPath {
     reinject: Reinjector,
     /// Whether IPv4 and IPv6 ICMP errors are steered now (and must be re-injected if not ours).
     icmp_steered: (bool, bool),
-    /// The host's own addresses: traffic to them is the kernel's, whatever wildcards say (a
-    /// return wildcard covers the host's own health checks of the backends, for one).
+    /// The host's own addresses, as the kernel lists them.
+    host_addresses: Vec<IpAddr>,
+    /// The host addresses whose traffic is the kernel's whatever wildcards say (a return
+    /// wildcard covers the host's own health checks of the backends, for one): all but the
+    /// VIPs that wildcards name exactly (`steering::kernel_owned`).
     local: Vec<IpAddr>,
     waiting: VecDeque<Waiting>,
     scratch: Vec<u8>,

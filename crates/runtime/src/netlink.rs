@@ -187,26 +187,14 @@ impl Netlink {
         // struct ifaddrmsg, family AF_UNSPEC: both families.
         let body = [0u8; 8];
         let mut found = Vec::new();
-        self.send(RTM_GETADDR, NLM_F_REQUEST | NLM_F_DUMP, &body)?;
-        loop {
-            let n = (&self.socket).read(&mut self.buf)?;
-            let mut rest = self.buf.get(..n).unwrap_or_default();
-            while rest.len() >= HEADER_LEN {
-                let len = u32_at(rest, 0).unwrap_or(0) as usize;
-                let (Some(msg), Some(ty), Some(seq)) = (
-                    rest.get(..len.max(HEADER_LEN)),
-                    u16_at(rest, 4),
-                    u32_at(rest, 8),
-                ) else {
-                    break;
-                };
-                rest = rest.get(align(len.max(HEADER_LEN))..).unwrap_or_default();
-                if seq != self.seq {
-                    continue;
-                }
+        self.exchange(
+            RTM_GETADDR,
+            NLM_F_REQUEST | NLM_F_DUMP,
+            &body,
+            |ty, payload| {
                 match ty {
                     RTM_NEWADDR => {
-                        let attrs = msg.get(HEADER_LEN + 8..).unwrap_or_default();
+                        let attrs = payload.get(8..).unwrap_or_default();
                         // IFA_LOCAL is the host's own address on point-to-point links, where
                         // IFA_ADDRESS is the peer's; elsewhere they are equal.
                         let local = Attrs(attrs).find(|(k, _)| *k == IFA_LOCAL);
@@ -215,20 +203,45 @@ impl Netlink {
                         if let Some(addr) = address.and_then(|(_, v)| ip_from(v)) {
                             found.push(addr);
                         }
+                        None
                     }
-                    NLMSG_DONE => return Ok(found),
-                    NLMSG_ERROR => {
-                        let errno = u32_at(msg, HEADER_LEN).map_or(0, |e| -(e.cast_signed()));
-                        return Err(io::Error::from_raw_os_error(errno));
-                    }
-                    _ => {}
+                    NLMSG_DONE => Some(Ok(())),
+                    NLMSG_ERROR => Some(Err(io::Error::from_raw_os_error(errno(payload)))),
+                    _ => None,
                 }
-            }
-        }
+            },
+        )?;
+        Ok(found)
     }
 
-    /// Sends one netlink message with a fresh sequence number.
-    fn send(&mut self, kind: u16, flags: u16, body: &[u8]) -> io::Result<()> {
+    /// Sends one request and returns the body of the answer of type `want`; `None` when the
+    /// kernel answers "no such thing" (ENOENT, ENODEV, ENETUNREACH, EHOSTUNREACH...).
+    fn request(&mut self, kind: u16, body: &[u8], want: u16) -> io::Result<Option<Vec<u8>>> {
+        self.exchange(kind, NLM_F_REQUEST, body, |ty, payload| match ty {
+            t if t == want => Some(Ok(Some(payload.to_vec()))),
+            NLMSG_ERROR => Some(match errno(payload) {
+                0
+                | libc::ENOENT
+                | libc::ENODEV
+                | libc::ENETUNREACH
+                | libc::EHOSTUNREACH
+                | libc::ESRCH => Ok(None),
+                e => Err(io::Error::from_raw_os_error(e)),
+            }),
+            NLMSG_DONE => Some(Ok(None)),
+            _ => None,
+        })
+    }
+
+    /// Sends one message with a fresh sequence number, then hands every answer to it (type and
+    /// payload) to `answer` until `answer` returns a result.
+    fn exchange<R>(
+        &mut self,
+        kind: u16,
+        flags: u16,
+        body: &[u8],
+        mut answer: impl FnMut(u16, &[u8]) -> Option<io::Result<R>>,
+    ) -> io::Result<R> {
         self.seq = self.seq.wrapping_add(1);
         let mut msg = Vec::with_capacity(HEADER_LEN + body.len());
         msg.extend_from_slice(&((HEADER_LEN + body.len()) as u32).to_ne_bytes());
@@ -237,13 +250,7 @@ impl Netlink {
         msg.extend_from_slice(&self.seq.to_ne_bytes());
         msg.extend_from_slice(&0u32.to_ne_bytes());
         msg.extend_from_slice(body);
-        self.socket.send(&msg).map(drop)
-    }
-
-    /// Sends one request and returns the body of the answer of type `want`; `None` when the
-    /// kernel answers "no such thing" (ENOENT, ENODEV, ENETUNREACH, EHOSTUNREACH...).
-    fn request(&mut self, kind: u16, body: &[u8], want: u16) -> io::Result<Option<Vec<u8>>> {
-        self.send(kind, NLM_F_REQUEST, body)?;
+        self.socket.send(&msg)?;
         loop {
             let n = (&self.socket).read(&mut self.buf)?;
             let mut rest = self.buf.get(..n).unwrap_or_default();
@@ -260,27 +267,17 @@ impl Netlink {
                 if seq != self.seq {
                     continue; // the late answer to an earlier request that timed out
                 }
-                let payload = msg.get(HEADER_LEN..).unwrap_or_default();
-                match ty {
-                    t if t == want => return Ok(Some(payload.to_vec())),
-                    NLMSG_ERROR => {
-                        let errno = u32_at(payload, 0).map_or(0, |e| -(e.cast_signed()));
-                        return match errno {
-                            0
-                            | libc::ENOENT
-                            | libc::ENODEV
-                            | libc::ENETUNREACH
-                            | libc::EHOSTUNREACH
-                            | libc::ESRCH => Ok(None),
-                            e => Err(io::Error::from_raw_os_error(e)),
-                        };
-                    }
-                    NLMSG_DONE => return Ok(None),
-                    _ => {}
+                if let Some(result) = answer(ty, msg.get(HEADER_LEN..).unwrap_or_default()) {
+                    return result;
                 }
             }
         }
     }
+}
+
+/// The error number of an `NLMSG_ERROR` payload (0 is an acknowledgement).
+fn errno(payload: &[u8]) -> i32 {
+    u32_at(payload, 0).map_or(0, |e| -(e.cast_signed()))
 }
 
 /// Iterates over the `(type, value)` attributes of a netlink message body.

@@ -137,6 +137,27 @@ pub fn icmp_steered<'a>(
     })
 }
 
+/// The host addresses whose traffic stays with the kernel: all of `host`, except those a
+/// wildcard names exactly (a VIP configured on the node, so that clients can reach it on a
+/// flat network, is still the agent's).
+pub fn kernel_owned<'a>(
+    host: &[IpAddr],
+    wildcards: impl IntoIterator<Item = &'a WildcardAffinity>,
+) -> Vec<IpAddr> {
+    let exact: Vec<IpAddr> = wildcards
+        .into_iter()
+        .filter(|w| match w.dst_mask {
+            IpAddr::V4(m) => m.to_bits() == u32::MAX,
+            IpAddr::V6(m) => m.to_bits() == u128::MAX,
+        })
+        .map(|w| w.dst)
+        .collect();
+    host.iter()
+        .copied()
+        .filter(|a| !exact.contains(a))
+        .collect()
+}
+
 /// The nftables rule dropping what one wildcard describes.
 fn wildcard_rule(w: &WildcardAffinity) -> String {
     let ip = if w.dst.is_ipv4() { "ip" } else { "ip6" };

@@ -28,6 +28,7 @@ impl Worker {
         let mut last_expire = Timestamp::ZERO;
         // The host's addresses are known before the first frame, not a cache lifetime later.
         self.path.refresh_local_addresses();
+        self.path.local.clone_from(&self.path.host_addresses);
         let mut last_addresses = self.clock.now();
         loop {
             let now = self.clock.now();
@@ -66,6 +67,10 @@ impl Worker {
                 last_addresses = now;
             }
             if control_changed {
+                self.path.local = steering::kernel_owned(
+                    &self.path.host_addresses,
+                    self.path.agent.wildcard_affinities().map(|w| w.affinity),
+                );
                 let wildcards = self.path.agent.wildcard_affinities().map(|w| w.affinity);
                 if let Some(steerer) = &mut self.steerer {
                     let rules = steering::ruleset(
@@ -213,8 +218,8 @@ impl PacketPath {
     /// Re-reads the host's addresses; says whether they changed.
     fn refresh_local_addresses(&mut self) -> bool {
         match self.resolver.local_addresses() {
-            Ok(addrs) if addrs != self.local => {
-                self.local = addrs;
+            Ok(addrs) if addrs != self.host_addresses => {
+                self.host_addresses = addrs;
                 true
             }
             Ok(_) => false,

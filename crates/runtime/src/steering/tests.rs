@@ -175,3 +175,14 @@ fn identical_wildcards_of_two_managers_give_one_rule() {
     let r = ruleset("t", &["eth0".into()], 7000..=7000, &[], [&a, &a.clone()]);
     assert_eq!(r.rules, 3);
 }
+
+#[test]
+fn a_vip_on_the_host_stays_the_agents_while_other_host_addresses_are_the_kernels() {
+    let vip = wildcard(6, ANY4, (v4([10, 73, 0, 1]), v4([255; 4]), 80));
+    let ret = wildcard(6, (v4([10, 9, 11, 2]), v4([255; 4]), 8080), ANY4);
+    let host = [v4([10, 73, 0, 1]), v4([10, 9, 11, 1]), v4([127, 0, 0, 1])];
+    assert_eq!(
+        kernel_owned(&host, [&vip, &ret]),
+        vec![v4([10, 9, 11, 1]), v4([127, 0, 0, 1])]
+    );
+}

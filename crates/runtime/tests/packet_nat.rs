@@ -10,7 +10,7 @@ mod packet_support;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::time::Duration;
 
-use packet_support::{Lab, eventually, in_netns, manager, run, spawn_in_netns};
+use packet_support::{Lab, eventually, in_netns, manager, spawn_in_netns};
 use tether_agent::AgentConfig;
 use tether_runtime::agent_worker::{AgentWorker, AgentWorkerConfig};
 
@@ -64,44 +64,8 @@ fn udp_flow_is_natted_to_the_backend_and_the_reply_comes_from_the_vip() {
 /// worker.
 fn nat_lab(tag: &str, port: u16) -> (Lab, AgentWorker, String, String) {
     let mut lab = Lab::new(tag);
-    let client = lab.netns("c");
-    let host = lab.netns("h");
-    let backend = lab.netns("b");
-    let (c_if, hc_if, hb_if, b_if) = (lab.name("c"), lab.name("hc"), lab.name("hb"), lab.name("b"));
-    packet_support::veth(
-        &client,
-        &c_if,
-        "10.74.1.2/24",
-        &host,
-        &hc_if,
-        "10.74.1.1/24",
-    );
-    packet_support::veth(
-        &host,
-        &hb_if,
-        "10.74.2.1/24",
-        &backend,
-        &b_if,
-        "10.74.2.2/24",
-    );
-    run(
-        "ip",
-        &["-n", &client, "route", "add", "default", "via", "10.74.1.1"],
-    );
-    run(
-        "ip",
-        &[
-            "-n",
-            &backend,
-            "route",
-            "add",
-            "default",
-            "via",
-            "10.74.2.1",
-        ],
-    );
+    let (client, host, backend, interfaces) = packet_support::nat_topology(&mut lab);
     let table = lab.name("t");
-    let interfaces = vec![hc_if, hb_if];
     let worker = in_netns(&host, move || {
         let addr = IpAddr::from([10, 74, 1, 1]);
         let listen = SocketAddr::from(([0, 0, 0, 0], port));

@@ -69,6 +69,49 @@ impl Drop for Lab {
     }
 }
 
+/// The NAT topology: client `c` (10.74.1.2) — host `h` (10.74.1.1 | 10.74.2.1) — backend `b`
+/// (10.74.2.2), with default routes through the host. Returns the three namespaces and the
+/// host's two interfaces (client side first).
+pub fn nat_topology(lab: &mut Lab) -> (String, String, String, Vec<String>) {
+    let client = lab.netns("c");
+    let host = lab.netns("h");
+    let backend = lab.netns("b");
+    let (c_if, hc_if, hb_if, b_if) = (lab.name("c"), lab.name("hc"), lab.name("hb"), lab.name("b"));
+    veth(
+        &client,
+        &c_if,
+        "10.74.1.2/24",
+        &host,
+        &hc_if,
+        "10.74.1.1/24",
+    );
+    veth(
+        &host,
+        &hb_if,
+        "10.74.2.1/24",
+        &backend,
+        &b_if,
+        "10.74.2.2/24",
+    );
+    run(
+        "ip",
+        &["-n", &client, "route", "add", "default", "via", "10.74.1.1"],
+    );
+    run(
+        "ip",
+        &[
+            "-n",
+            &backend,
+            "route",
+            "add",
+            "default",
+            "via",
+            "10.74.2.1",
+        ],
+    );
+    (client, host, backend, vec![hc_if, hb_if])
+}
+
 /// Runs a command and panics with its output when it fails.
 pub fn run(program: &str, args: &[&str]) -> Output {
     let out = Command::new(program)

@@ -132,7 +132,10 @@ impl Agent {
             Message::WildcardUpdate(update) => self.on_wildcard_update(now, from, update),
             Message::FixedUpdate(update) => self.on_fixed_update(now, from, update),
             Message::IpPacketOnly(packet) => self.on_ip_packet_only(packet),
-            Message::Deny(_) | Message::InterestMatch(_) => self.stats.unexpected_messages += 1,
+            Message::Deny(_)
+            | Message::InterestMatch(_)
+            | Message::Replicate(_)
+            | Message::Heartbeat(_) => self.stats.unexpected_messages += 1,
         }
         self.refresh_gauges();
     }

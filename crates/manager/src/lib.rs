@@ -178,7 +178,11 @@ impl Manager {
         match message {
             Message::InterestMatch(m) => self.on_interest_match(now, from, m),
             Message::Deny(deny) => self.on_deny(now, from, deny),
-            Message::WildcardUpdate(_) | Message::FixedUpdate(_) | Message::IpPacketOnly(_) => {
+            Message::WildcardUpdate(_)
+            | Message::FixedUpdate(_)
+            | Message::IpPacketOnly(_)
+            | Message::Replicate(_)
+            | Message::Heartbeat(_) => {
                 self.counters.dropped.unexpected_message += 1;
             }
         }

@@ -24,6 +24,10 @@ pub enum MessageType {
     InterestMatchFixed = 5,
     /// Either way: an IP packet to forward without matching it again.
     IpPacketOnly = 6,
+    /// Manager to manager: fixed affinities the active manager sent or renewed.
+    Replicate = 7,
+    /// Manager to manager: liveness, role and replication progress.
+    Heartbeat = 8,
 }
 
 impl MessageType {
@@ -36,6 +40,8 @@ impl MessageType {
             4 => Self::InterestMatchWildcard,
             5 => Self::InterestMatchFixed,
             6 => Self::IpPacketOnly,
+            7 => Self::Replicate,
+            8 => Self::Heartbeat,
             _ => return None,
         })
     }
@@ -49,6 +55,8 @@ impl MessageType {
             Self::InterestMatchWildcard => "interest match-wildcard affinity",
             Self::InterestMatchFixed => "interest match-fixed affinity",
             Self::IpPacketOnly => "IP packet only",
+            Self::Replicate => "replicate",
+            Self::Heartbeat => "heartbeat",
         }
     }
 }
@@ -93,6 +101,10 @@ pub enum SegmentType {
     ActionList = 14,
     /// An IP packet.
     IpPacket = 15,
+    /// Replication stream sequence number and flow records.
+    Replication = 16,
+    /// Heartbeat of a manager to its peers.
+    Heartbeat = 17,
 }
 
 impl SegmentType {
@@ -114,6 +126,8 @@ impl SegmentType {
             13 => Self::ActionInterestCriteria,
             14 => Self::ActionList,
             15 => Self::IpPacket,
+            16 => Self::Replication,
+            17 => Self::Heartbeat,
             _ => return None,
         })
     }
@@ -136,6 +150,8 @@ impl SegmentType {
             Self::ActionInterestCriteria => "action-interest criteria",
             Self::ActionList => "action list",
             Self::IpPacket => "IP packet",
+            Self::Replication => "replication",
+            Self::Heartbeat => "heartbeat",
         }
     }
 }
@@ -460,6 +476,10 @@ pub enum Message {
     InterestMatch(InterestMatch),
     /// IP packet only: forward without matching again.
     IpPacketOnly(Vec<u8>),
+    /// Replicated flows, manager to manager.
+    Replicate(Replicate),
+    /// Heartbeat, manager to manager.
+    Heartbeat(Heartbeat),
 }
 
 impl Message {
@@ -474,22 +494,97 @@ impl Message {
                 MatchKind::Fixed => MessageType::InterestMatchFixed,
             },
             Self::IpPacketOnly(_) => MessageType::IpPacketOnly,
+            Self::Replicate(_) => MessageType::Replicate,
+            Self::Heartbeat(_) => MessageType::Heartbeat,
         }
     }
 }
 
 impl Message {
-    /// The envelope (identity, interest data, unsupported required segments), for every
-    /// message type but IP packet only.
+    /// The envelope (identity, interest data, unsupported required segments), for the
+    /// messages between managers and agents except IP packet only.
     pub fn envelope(&self) -> Option<&Envelope> {
         match self {
             Self::WildcardUpdate(m) => Some(&m.envelope),
             Self::FixedUpdate(m) => Some(&m.envelope),
             Self::Deny(m) => Some(&m.envelope),
             Self::InterestMatch(m) => Some(&m.envelope),
-            Self::IpPacketOnly(_) => None,
+            Self::IpPacketOnly(_) | Self::Replicate(_) | Self::Heartbeat(_) => None,
         }
     }
+}
+
+/// Largest datagram a replication batch is sized for (fits a 1500-byte MTU with headroom).
+pub const MAX_REPLICATION_DATAGRAM: usize = 1400;
+
+/// One flow as the active manager placed it, for its peers.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct FlowRecord {
+    /// The flow's forward (client to VIP) key.
+    pub key: AffinityKey,
+    /// The key of the backend's replies after NAT, in NAT mode.
+    pub return_key: Option<AffinityKey>,
+    /// Name of the service (peers share the configuration, not indexes).
+    pub service: String,
+    /// Name of the backend within the service.
+    pub backend: String,
+    /// Seconds since the last fixed update was sent for the flow.
+    pub age: u32,
+    /// Whether a FIN or RST of the flow has been seen.
+    pub closing: bool,
+}
+
+impl FlowRecord {
+    /// Bytes of this record in a replication segment.
+    pub fn encoded_len(&self) -> usize {
+        let addr_len = |a: &IpAddr| if a.is_ipv4() { 5 } else { 17 };
+        let key_len = |k: &AffinityKey| 5 + addr_len(&k.src) + addr_len(&k.dst);
+        1 + 4
+            + key_len(&self.key)
+            + self.return_key.as_ref().map_or(0, key_len)
+            + 2
+            + self.service.len()
+            + 2
+            + self.backend.len()
+    }
+}
+
+/// Replicate (message type 7): a batch of flows, numbered in the sender's stream.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Replicate {
+    /// Position in the sender's replication stream (1, 2, ...); a jump shows a lost batch.
+    pub stream_seq: u64,
+    /// The flows.
+    pub flows: Vec<FlowRecord>,
+}
+
+impl Replicate {
+    /// Bytes of a sealed replicate message carrying no flows: header, security segment,
+    /// replication segment header, sequence and count.
+    pub const OVERHEAD: usize = 6 + 6 + 45 + 6 + 8 + 2;
+}
+
+/// A manager's role among its peers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// Announces its wildcards with a worse precedence and stores replicated flows.
+    Standby,
+    /// Places flows and replicates them.
+    Active,
+}
+
+/// Heartbeat (message type 8).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Heartbeat {
+    /// The sender's backup precedence (lower is better).
+    pub backup_precedence: u16,
+    /// The sender's role.
+    pub role: Role,
+    /// Active: the last stream sequence sent. Standby: the highest stream sequence up to
+    /// which it holds every batch of the active manager.
+    pub replicated: u64,
+    /// Whether the sender holds the flow store and may become active.
+    pub ready: bool,
 }
 
 /// The unspecified IPv4 address, for "no address" fields.

@@ -4,9 +4,9 @@ use tether_wire::AffinityKey;
 
 use crate::model::{
     ActionListEntry, Actions, AdvertiseAction, AffinityIdentifier, DeniedAffinity, Deny, Envelope,
-    FixedAffinity, FixedUpdate, Identity, InterestBits, InterestCriteria, InterestMatch, MatchKind,
-    Message, MessageType, NatAction, SearchOrder, SegmentType, SequenceAdjust, ServicePrecedence,
-    WildcardAffinity, WildcardUpdate,
+    FixedAffinity, FixedUpdate, FlowRecord, Heartbeat, Identity, InterestBits, InterestCriteria,
+    InterestMatch, MatchKind, Message, MessageType, NatAction, Replicate, Role, SearchOrder,
+    SegmentType, SequenceAdjust, ServicePrecedence, WildcardAffinity, WildcardUpdate,
 };
 
 use super::DecodeError;
@@ -16,6 +16,13 @@ use super::wire::{FLAG_REQUIRED, Frame, RawSegment, Reader};
 pub(super) const AFFINITY_DISPATCH: u8 = 0x01;
 /// Bit of the affinity flags byte meaning information.
 pub(super) const AFFINITY_INFORMATION: u8 = 0x02;
+
+/// Bit of a flow record's flags byte meaning closing.
+pub(super) const RECORD_CLOSING: u8 = 0x01;
+/// Bit of a flow record's flags byte meaning a return key follows the forward key.
+pub(super) const RECORD_RETURN_KEY: u8 = 0x02;
+/// Bit of a heartbeat's flags byte meaning ready.
+pub(super) const HEARTBEAT_READY: u8 = 0x01;
 
 /// A decoded message and what the decoder skipped on the way.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -73,6 +80,8 @@ fn allowed(message: MessageType, segment: SegmentType) -> bool {
             envelope || matches!(segment, S::AffinityIdentifier | S::IpPacket)
         }
         MessageType::IpPacketOnly => segment == S::IpPacket,
+        MessageType::Replicate => segment == S::Replication,
+        MessageType::Heartbeat => segment == S::Heartbeat,
     }
 }
 
@@ -89,6 +98,8 @@ struct Parts {
     actions: Actions,
     action_list: Option<Vec<ActionListEntry>>,
     packet: Option<Vec<u8>>,
+    replicate: Option<Replicate>,
+    heartbeat: Option<Heartbeat>,
     skipped_optional: usize,
 }
 
@@ -114,7 +125,10 @@ pub(super) fn message(frame: Frame<'_>) -> Result<Decoded, DecodeError> {
                 parts.read(&raw, segment)?;
             }
             _ if raw.required => {
-                if message_type == MessageType::IpPacketOnly {
+                if matches!(
+                    message_type,
+                    MessageType::IpPacketOnly | MessageType::Replicate | MessageType::Heartbeat
+                ) {
                     return Err(DecodeError::UnsupportedRequired { segment: raw.kind });
                 }
                 if !parts.envelope.unsupported_required.contains(&raw.kind) {
@@ -155,6 +169,8 @@ impl Parts {
             SegmentType::BackupPrecedence => {
                 self.backup_precedence = Some(r.u16("backup precedence value")?);
             }
+            SegmentType::Replication => self.replicate = Some(replication(&mut r)?),
+            SegmentType::Heartbeat => self.heartbeat = Some(heartbeat(&mut r)?),
             SegmentType::ManagerInterestData => {
                 self.envelope.manager_data = Some(r.rest().to_vec());
                 return Ok(());
@@ -259,8 +275,85 @@ impl Parts {
             MessageType::IpPacketOnly => {
                 Message::IpPacketOnly(self.packet.ok_or_else(|| missing(SegmentType::IpPacket))?)
             }
+            MessageType::Replicate => Message::Replicate(
+                self.replicate
+                    .ok_or_else(|| missing(SegmentType::Replication))?,
+            ),
+            MessageType::Heartbeat => Message::Heartbeat(
+                self.heartbeat
+                    .ok_or_else(|| missing(SegmentType::Heartbeat))?,
+            ),
         })
     }
+}
+
+/// Replication segment body: stream sequence, record count, records.
+fn replication(r: &mut Reader<'_>) -> Result<Replicate, DecodeError> {
+    let stream_seq = r.u64("stream sequence")?;
+    let count = r.u16("record count")?;
+    // No allocation ahead of the bytes: each record takes at least 20 of them.
+    let mut flows = Vec::new();
+    for _ in 0..count {
+        let flags = r.u8("record flags")?;
+        let age = r.u32("age")?;
+        let key = key(r)?;
+        let return_key = if flags & RECORD_RETURN_KEY == 0 {
+            None
+        } else {
+            Some(self::key(r)?)
+        };
+        flows.push(FlowRecord {
+            key,
+            return_key,
+            service: name(r)?,
+            backend: name(r)?,
+            age,
+            closing: flags & RECORD_CLOSING != 0,
+        });
+    }
+    Ok(Replicate { stream_seq, flows })
+}
+
+/// A flow key inside a flow record.
+fn key(r: &mut Reader<'_>) -> Result<AffinityKey, DecodeError> {
+    let protocol = r.u8("protocol")?;
+    let src_port = r.u16("source port")?;
+    let dst_port = r.u16("destination port")?;
+    Ok(AffinityKey {
+        protocol,
+        src: r.addr("source address")?,
+        src_port,
+        dst: r.addr("destination address")?,
+        dst_port,
+    })
+}
+
+/// A length-prefixed UTF-8 name inside a flow record.
+fn name(r: &mut Reader<'_>) -> Result<String, DecodeError> {
+    let len = usize::from(r.u16("name length")?);
+    let at = r.offset();
+    let bytes = r.bytes(len, "name")?;
+    core::str::from_utf8(bytes)
+        .map(str::to_owned)
+        .map_err(|_| DecodeError::InvalidName { offset: at })
+}
+
+/// Heartbeat segment body.
+fn heartbeat(r: &mut Reader<'_>) -> Result<Heartbeat, DecodeError> {
+    let backup_precedence = r.u16("backup precedence")?;
+    let at = r.offset();
+    let role = match r.u8("role")? {
+        0 => Role::Standby,
+        1 => Role::Active,
+        found => return Err(DecodeError::BadRole { found, offset: at }),
+    };
+    let flags = r.u8("flags")?;
+    Ok(Heartbeat {
+        backup_precedence,
+        role,
+        replicated: r.u64("replicated sequence")?,
+        ready: flags & HEARTBEAT_READY != 0,
+    })
 }
 
 /// Wildcard affinity body.

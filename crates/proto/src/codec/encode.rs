@@ -4,10 +4,13 @@ use core::net::IpAddr;
 
 use crate::model::{
     ActionListEntry, Actions, AffinityIdentifier, DeniedAffinity, Envelope, FixedAffinity, Message,
-    PROTOCOL_VERSION, SearchOrder, SegmentType, WildcardAffinity,
+    PROTOCOL_VERSION, Replicate, Role, SearchOrder, SegmentType, WildcardAffinity,
 };
+use tether_wire::AffinityKey;
 
-use super::decode::{AFFINITY_DISPATCH, AFFINITY_INFORMATION};
+use super::decode::{
+    AFFINITY_DISPATCH, AFFINITY_INFORMATION, HEARTBEAT_READY, RECORD_CLOSING, RECORD_RETURN_KEY,
+};
 use super::wire::{
     FAMILY_V4, FAMILY_V6, FLAG_REQUIRED, MAC_LEN, MAC_OFFSET_IN_BODY, SECURITY_HMAC_SHA256,
     SEGMENT_HEADER_LEN,
@@ -73,6 +76,18 @@ pub(super) fn message(
             w.packet(m.packet.as_deref());
         }
         Message::IpPacketOnly(packet) => w.packet(Some(packet)),
+        Message::Replicate(m) => w.replication(m),
+        Message::Heartbeat(h) => {
+            let body = w.segment(SegmentType::Heartbeat, true);
+            w.u16(h.backup_precedence);
+            w.buf.push(match h.role {
+                Role::Standby => 0,
+                Role::Active => 1,
+            });
+            w.buf.push(u8::from(h.ready) * HEARTBEAT_READY);
+            w.buf.extend_from_slice(&h.replicated.to_be_bytes());
+            w.end(body);
+        }
     }
     let total = w.buf.len();
     w.patch_len(2, total);
@@ -261,6 +276,46 @@ impl Writer {
             self.addr(i.addr);
             self.end(body);
         }
+    }
+
+    fn replication(&mut self, m: &Replicate) {
+        let body = self.segment(SegmentType::Replication, true);
+        self.buf.extend_from_slice(&m.stream_seq.to_be_bytes());
+        let count =
+            u16::try_from(m.flows.len()).expect("a datagram carries fewer than 65536 flows");
+        self.u16(count);
+        for f in &m.flows {
+            let mut flags = 0;
+            if f.closing {
+                flags |= RECORD_CLOSING;
+            }
+            if f.return_key.is_some() {
+                flags |= RECORD_RETURN_KEY;
+            }
+            self.buf.push(flags);
+            self.u32(f.age);
+            self.key(&f.key);
+            if let Some(r) = &f.return_key {
+                self.key(r);
+            }
+            self.name(&f.service);
+            self.name(&f.backend);
+        }
+        self.end(body);
+    }
+
+    fn key(&mut self, k: &AffinityKey) {
+        self.buf.push(k.protocol);
+        self.u16(k.src_port);
+        self.u16(k.dst_port);
+        self.addr(k.src);
+        self.addr(k.dst);
+    }
+
+    fn name(&mut self, name: &str) {
+        let len = u16::try_from(name.len()).expect("a name is shorter than 64 KiB");
+        self.u16(len);
+        self.buf.extend_from_slice(name.as_bytes());
     }
 
     fn packet(&mut self, packet: Option<&[u8]>) {

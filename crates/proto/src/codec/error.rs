@@ -128,8 +128,16 @@ pub enum DecodeError {
         /// Where the body starts.
         offset: usize,
     },
-    /// The identity info host name is not UTF-8.
-    #[error("identity info host name at offset {offset} is not valid UTF-8")]
+    /// A heartbeat's role is neither standby (0) nor active (1).
+    #[error("heartbeat role {found} at offset {offset} is neither 0 (standby) nor 1 (active)")]
+    BadRole {
+        /// The value found.
+        found: u8,
+        /// Where it is.
+        offset: usize,
+    },
+    /// A host, service or backend name is not UTF-8.
+    #[error("name at offset {offset} is not valid UTF-8")]
     InvalidName {
         /// Where the name starts.
         offset: usize,
@@ -196,6 +204,7 @@ impl DecodeError {
             Self::BadSearchOrder { .. } => "bad_search_order",
             Self::PrefixTooLong { .. } => "prefix_too_long",
             Self::RaggedActionList { .. } => "ragged_action_list",
+            Self::BadRole { .. } => "bad_role",
             Self::InvalidName { .. } => "invalid_name",
             Self::MisplacedSecurity { .. } => "misplaced_security",
             Self::UnsupportedSecurity { .. } => "unsupported_security",

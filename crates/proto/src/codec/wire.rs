@@ -200,6 +200,20 @@ impl<'a> Reader<'a> {
         Ok(head)
     }
 
+    /// The next `len` bytes.
+    pub fn bytes(&mut self, len: usize, field: &'static str) -> Result<&'a [u8], DecodeError> {
+        let Some((head, tail)) = self.rest.split_at_checked(len) else {
+            return Err(DecodeError::TruncatedField {
+                segment: self.segment,
+                field,
+                offset: self.offset,
+            });
+        };
+        self.rest = tail;
+        self.offset += len;
+        Ok(head)
+    }
+
     /// A byte.
     pub fn u8(&mut self, field: &'static str) -> Result<u8, DecodeError> {
         self.take::<1>(field).map(|b| b[0])

@@ -257,5 +257,47 @@ pub fn message() -> impl Strategy<Value = Message> {
         deny,
         interest_match,
         data().prop_map(Message::IpPacketOnly),
+        replicate().prop_map(Message::Replicate),
+        heartbeat().prop_map(Message::Heartbeat),
     ]
+}
+
+/// A flow record with short names (some not ASCII).
+pub fn flow_record() -> impl Strategy<Value = FlowRecord> {
+    (
+        key(),
+        option::of(key()),
+        "[a-zé0-9-]{0,12}",
+        "[a-zé0-9-]{0,12}",
+        any::<u32>(),
+        any::<bool>(),
+    )
+        .prop_map(
+            |(key, return_key, service, backend, age, closing)| FlowRecord {
+                key,
+                return_key,
+                service,
+                backend,
+                age,
+                closing,
+            },
+        )
+}
+
+/// A replicate message of up to 8 flows.
+pub fn replicate() -> impl Strategy<Value = Replicate> {
+    (any::<u64>(), vec(flow_record(), 0..8))
+        .prop_map(|(stream_seq, flows)| Replicate { stream_seq, flows })
+}
+
+/// Any heartbeat.
+pub fn heartbeat() -> impl Strategy<Value = Heartbeat> {
+    (any::<u16>(), any::<bool>(), any::<u64>(), any::<bool>()).prop_map(
+        |(backup_precedence, active, replicated, ready)| Heartbeat {
+            backup_precedence,
+            role: if active { Role::Active } else { Role::Standby },
+            replicated,
+            ready,
+        },
+    )
 }

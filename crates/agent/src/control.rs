@@ -158,8 +158,9 @@ impl Agent {
             return;
         };
         if u.affinity.ttl == 0 {
-            if self.wildcards.remove(from, &pattern) {
-                self.drop_unsupported_fixed(from, now);
+            let cancel = Rank::new(u.service_precedence, u.backup_precedence, 0);
+            for manager in self.wildcards.cancel(from, &pattern, &cancel) {
+                self.drop_unsupported_fixed(manager, now);
             }
             return;
         }
@@ -205,7 +206,7 @@ impl Agent {
             ..
         } = self;
         if f.ttl == 0 {
-            fixed.remove(&key, from);
+            fixed.cancel(&key, from, &affinity.rank);
             // The manager's last word on the flow still applies to the packet it returns.
             if let Some(packet) = u.packet {
                 execute_returned(packet, &mut affinity, address_stats, packets, stats);

@@ -301,3 +301,25 @@ fn a_backup_managers_affinity_takes_effect_only_when_the_primarys_is_gone() {
     );
     assert_eq!(next_hop(&mut a), ip("10.1.0.6"));
 }
+
+#[test]
+fn a_taking_over_backup_cancels_the_dead_primarys_identical_affinities() {
+    let mut a = agent();
+    let backup: SocketAddr = "10.9.0.2:7000".parse().unwrap();
+    let send = |a: &mut Agent, from: SocketAddr, line: &str| {
+        a.handle_datagram(at(0.0), from, &codec::encode(&setup_message(line)));
+    };
+    let fixed = "fixed proto=tcp src=198.51.100.7 sport=40000 dst=192.0.2.10 dport=80 forward=10.1.0.5 dispatch";
+    send(&mut a, MANAGER, &format!("{WILDCARD} backup=1"));
+    send(&mut a, MANAGER, &format!("{fixed} backup=1"));
+    send(&mut a, backup, &format!("{WILDCARD} backup=2"));
+    // The backup cancels with its own, worse precedence: every copy ranked the same or better
+    // goes, whoever installed it.
+    send(&mut a, backup, &format!("{fixed} backup=2 ttl=0"));
+    assert_eq!(a.fixed_affinities().count(), 0);
+    send(&mut a, backup, &format!("{WILDCARD} backup=2 ttl=0"));
+    assert_eq!(a.wildcard_affinities().count(), 0);
+    send(&mut a, backup, &format!("{WILDCARD} backup=2"));
+    let managers: Vec<_> = a.wildcard_affinities().map(|w| w.manager).collect();
+    assert_eq!(managers, [backup]);
+}

@@ -8,8 +8,8 @@ mod common;
 
 use proptest::collection::vec;
 use proptest::prelude::*;
-use tether_proto::codec::{self, DecodeError, FLAG_REQUIRED, HEADER_LEN, decode, encode};
 use tether_proto::SegmentType;
+use tether_proto::codec::{self, DecodeError, FLAG_REQUIRED, HEADER_LEN, decode, encode};
 
 /// `bytes` with a segment of `kind` inserted right after the header, lengths fixed up.
 fn insert_after_header(bytes: &[u8], kind: u8, flags: u8, body: &[u8]) -> Vec<u8> {

@@ -8,7 +8,7 @@ use foldhash::fast::FixedState;
 use tether_proto::Timestamp;
 use tether_wire::AffinityKey;
 
-use super::Affinity;
+use super::{Affinity, Rank};
 use crate::{FixedView, Map};
 
 /// A stored fixed affinity and the deadline its expiry timer is queued at.
@@ -126,13 +126,14 @@ impl FixedTable {
         Upsert::Inserted
     }
 
-    /// Deletes `manager`'s affinity for `key`; whether there was one.
-    pub fn remove(&mut self, key: &AffinityKey, manager: SocketAddr) -> bool {
+    /// Deletes the affinities for `key` of `manager` and of every manager whose rank gives way
+    /// to `cancel`; whether there was one.
+    pub fn cancel(&mut self, key: &AffinityKey, manager: SocketAddr, cancel: &Rank) -> bool {
         let Some(entries) = self.map.get_mut(key) else {
             return false;
         };
         let before = entries.len();
-        entries.retain(|e| e.affinity.manager != manager);
+        entries.retain(|e| e.affinity.manager != manager && !e.affinity.rank.cancelled_by(cancel));
         let removed = before - entries.len();
         if entries.is_empty() {
             self.map.remove(key);
@@ -256,10 +257,27 @@ mod tests {
         );
         let best = t.best_mut(&key(1), at(0)).unwrap();
         assert_eq!(best.manager, "10.9.0.1:1".parse().unwrap());
-        assert!(t.remove(&key(1), "10.9.0.1:1".parse().unwrap()));
+        // The primary's own withdrawal (precedence 1) leaves the backup's copy.
+        let primary = Rank::new(None, Some(1), 0);
+        assert!(t.cancel(&key(1), "10.9.0.1:1".parse().unwrap(), &primary));
         let best = t.best_mut(&key(1), at(0)).unwrap();
         assert_eq!(best.manager, "10.9.0.2:1".parse().unwrap());
         assert_eq!(t.len(), 1);
+    }
+
+    #[test]
+    fn a_cancel_deletes_the_copies_of_managers_ranked_the_same_or_better() {
+        let mut t = FixedTable::new(10, FixedState::with_seed(1));
+        t.upsert(key(1), affinity("10.9.0.1:1", 1, 10));
+        t.upsert(key(1), affinity("10.9.0.2:1", 2, 10));
+        t.upsert(key(1), affinity("10.9.0.3:1", 3, 10));
+        // The backup of precedence 2 takes over from the dead primary of precedence 1.
+        let backup = Rank::new(None, Some(2), 0);
+        assert!(t.cancel(&key(1), "10.9.0.2:1".parse().unwrap(), &backup));
+        let best = t.best_mut(&key(1), at(0)).unwrap();
+        assert_eq!(best.manager, "10.9.0.3:1".parse().unwrap());
+        assert_eq!(t.len(), 1);
+        assert!(!t.cancel(&key(2), "10.9.0.2:1".parse().unwrap(), &backup));
     }
 
     #[test]

@@ -53,6 +53,13 @@ impl Rank {
     pub fn order_key(&self) -> (Reverse<u16>, u16, u64) {
         (Reverse(self.priority), self.backup, self.installed)
     }
+
+    /// Whether an affinity of this rank gives way to a TTL-0 update of rank `cancel`: it
+    /// ranks the same or better, so a backup taking over can cancel a dead primary's copy while
+    /// a primary's own withdrawal leaves the backups' copies in place.
+    pub fn cancelled_by(&self, cancel: &Self) -> bool {
+        (Reverse(self.priority), self.backup) <= (Reverse(cancel.priority), cancel.backup)
+    }
 }
 
 /// An affinity's handling, compiled from its update.

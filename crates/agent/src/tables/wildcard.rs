@@ -5,7 +5,7 @@ use core::net::{IpAddr, SocketAddr};
 use tether_proto::{AdvertiseAction, Timestamp, WildcardAffinity};
 use tether_wire::AffinityKey;
 
-use super::Affinity;
+use super::{Affinity, Rank};
 use crate::WildcardView;
 
 /// An address as (is IPv6, bits), IPv4 in the low 32 bits, so one comparison serves both.
@@ -163,13 +163,25 @@ impl WildcardTable {
         outcome
     }
 
-    /// Deletes the manager's wildcard with `pattern`; whether there was one.
-    pub fn remove(&mut self, manager: SocketAddr, pattern: &Pattern) -> bool {
-        let before = self.entries.len();
-        self.entries
-            .retain(|e| !(e.affinity.manager == manager && e.pattern == *pattern));
+    /// Deletes the wildcards with `pattern` of `manager` and of every manager whose rank
+    /// gives way to `cancel`; returns the managers that lost one (each once).
+    pub fn cancel(
+        &mut self,
+        manager: SocketAddr,
+        pattern: &Pattern,
+        cancel: &Rank,
+    ) -> Vec<SocketAddr> {
+        let mut managers = Vec::new();
+        self.entries.retain(|e| {
+            let gone = e.pattern == *pattern
+                && (e.affinity.manager == manager || e.affinity.rank.cancelled_by(cancel));
+            if gone && !managers.contains(&e.affinity.manager) {
+                managers.push(e.affinity.manager);
+            }
+            !gone
+        });
         self.recompute_deadline();
-        self.entries.len() != before
+        managers
     }
 
     /// Deletes expired wildcards; returns the managers that lost one (each once).

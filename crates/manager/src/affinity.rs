@@ -128,6 +128,11 @@ impl Stamp {
         }
     }
 
+    /// The backup precedence every affinity carries.
+    pub(crate) fn backup_precedence(&self) -> u16 {
+        self.backup_precedence
+    }
+
     /// The forward fixed affinity of flow `key` placed on `backend` of `service`.
     pub(crate) fn forward_fixed(
         &self,

@@ -54,6 +54,26 @@ impl Announcer {
         }
     }
 
+    /// Where announcements go.
+    pub(crate) fn targets(&self) -> &[SocketAddr] {
+        &self.targets
+    }
+
+    /// Brings the next refresh forward to `at` (unless withdrawn).
+    pub(crate) fn expedite(&mut self, at: Timestamp) {
+        self.next = self.next.map(|n| n.min(at));
+    }
+
+    /// Queues a TTL-0 copy of every wildcard to every target and keeps refreshing: a backup
+    /// taking over cancels the dead manager's identical wildcards this way.
+    pub(crate) fn cancel(&self, out: &mut VecDeque<(SocketAddr, Message)>) -> u64 {
+        self.queue(out, |w| {
+            let mut w = w.clone();
+            w.affinity.ttl = 0;
+            w
+        })
+    }
+
     /// Queues a TTL-0 copy of every wildcard to every target and stops refreshing.
     pub(crate) fn withdraw(&mut self, out: &mut VecDeque<(SocketAddr, Message)>) -> u64 {
         if self.next.take().is_none() {

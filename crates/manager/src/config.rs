@@ -41,7 +41,18 @@ pub struct ManagerConfig {
     pub backup_precedence: u16,
     /// The virtual services.
     pub services: Vec<ServiceConfig>,
+    /// The other managers of the same services (their service-message addresses).
+    pub peers: Vec<SocketAddr>,
+    /// How often a manager sends a heartbeat to each peer.
+    pub heartbeat_interval: Duration,
+    /// Heartbeat intervals without news after which a peer counts as dead.
+    pub heartbeat_misses: u32,
 }
+
+/// Heartbeat interval used when an operator has no reason to pick another.
+pub const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_millis(100);
+/// Missed heartbeats that make a peer dead, by default (median detection about 200 ms).
+pub const DEFAULT_HEARTBEAT_MISSES: u32 = 2;
 
 /// A virtual service: the flows from a client domain to VIP:port over one protocol.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -158,6 +169,9 @@ pub enum ConfigError {
     /// No announce address.
     #[error("announce is empty; list the agents' multicast group or each agent's address")]
     NoAnnounceAddress,
+    /// Peers are configured but heartbeats could never declare one dead.
+    #[error("heartbeat_interval and heartbeat_misses must be above zero when peers are configured")]
+    NoHeartbeat,
     /// A TTL of 0 would delete what it announces.
     #[error("{field} is 0, which deletes affinities; set it to at least 1 second")]
     ZeroTtl {
@@ -238,6 +252,11 @@ impl ManagerConfig {
             if ttl == 0 {
                 return Err(ConfigError::ZeroTtl { field });
             }
+        }
+        if !self.peers.is_empty()
+            && (self.heartbeat_interval.is_zero() || self.heartbeat_misses == 0)
+        {
+            return Err(ConfigError::NoHeartbeat);
         }
         self.auth.validate()?;
         for service in &self.services {

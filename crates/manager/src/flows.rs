@@ -15,6 +15,9 @@ use tether_wire::AffinityKey;
 
 /// Slack on top of the fixed TTL: the seed lets agents expire affinities up to 2 s late.
 pub(crate) const AGENT_SLACK: Duration = Duration::from_secs(2);
+/// Extra time a standby keeps a replicated flow: its copy of `last_fixed` is only as precise
+/// as the record's whole seconds and arrives late, and the seed allows a backup to keep longer.
+pub(crate) const REPLICA_SLACK: Duration = Duration::from_secs(2);
 
 /// One placed flow, keyed by its forward (client to VIP) key.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -31,6 +34,9 @@ pub(crate) struct Flow {
     pub(crate) closing_since: Option<Timestamp>,
     /// When the manager forgets the flow.
     pub(crate) expires: Timestamp,
+    /// Whether the flow came from a peer's replication and this manager has not sent a fixed
+    /// update for it yet (it is then kept [`REPLICA_SLACK`] longer).
+    pub(crate) replica: bool,
 }
 
 /// Flows by forward key, with an index by return key and a deadline queue.
@@ -81,7 +87,37 @@ impl FlowStore {
         backend: usize,
         return_key: Option<AffinityKey>,
     ) {
-        let expires = now + self.hold;
+        self.insert_as(now, key, service, backend, return_key, false);
+    }
+
+    /// Stores a flow a peer placed, whose last fixed update the peer sent at `last_fixed`.
+    pub(crate) fn insert_replica(
+        &mut self,
+        last_fixed: Timestamp,
+        key: AffinityKey,
+        service: usize,
+        backend: usize,
+        return_key: Option<AffinityKey>,
+    ) {
+        self.insert_as(last_fixed, key, service, backend, return_key, true);
+    }
+
+    fn insert_as(
+        &mut self,
+        now: Timestamp,
+        key: AffinityKey,
+        service: usize,
+        backend: usize,
+        return_key: Option<AffinityKey>,
+        replica: bool,
+    ) {
+        let expires = now
+            + self.hold
+            + if replica {
+                REPLICA_SLACK
+            } else {
+                Duration::ZERO
+            };
         if let Some(r) = return_key {
             self.by_return.insert(r, key);
         }
@@ -95,8 +131,14 @@ impl FlowStore {
                 last_fixed: now,
                 closing_since: None,
                 expires,
+                replica,
             },
         );
+    }
+
+    /// Every flow, in no particular order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&AffinityKey, &Flow)> {
+        self.flows.iter()
     }
 
     /// Forgets flow `key` at once (its 5-tuple is starting a new connection).
@@ -111,7 +153,17 @@ impl FlowStore {
 
     /// Records a fixed update sent for the flow at `now`, which pushes its expiry out.
     pub(crate) fn fixed_sent(&mut self, now: Timestamp, key: &AffinityKey) {
-        self.update(key, |flow| flow.last_fixed = flow.last_fixed.max(now));
+        self.update(key, |flow| {
+            flow.last_fixed = flow.last_fixed.max(now);
+            flow.replica = false;
+        });
+    }
+
+    /// Records a fixed update a peer sent for the flow at `last_fixed`.
+    pub(crate) fn replica_renewed(&mut self, last_fixed: Timestamp, key: &AffinityKey) {
+        self.update(key, |flow| {
+            flow.last_fixed = flow.last_fixed.max(last_fixed);
+        });
     }
 
     /// Records a FIN or RST at `now`; returns whether the flow was open until then.
@@ -129,7 +181,12 @@ impl FlowStore {
             return;
         };
         change(flow);
-        let expires = (flow.last_fixed + self.hold).max(
+        let slack = if flow.replica {
+            REPLICA_SLACK
+        } else {
+            Duration::ZERO
+        };
+        let expires = (flow.last_fixed + self.hold + slack).max(
             flow.closing_since
                 .map_or(Timestamp::ZERO, |t| t + self.sticky),
         );

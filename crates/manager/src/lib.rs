@@ -22,8 +22,10 @@
 mod affinity;
 mod announce;
 mod config;
+mod failover;
 mod flows;
 mod prefix;
+mod replica;
 pub mod scheduler;
 mod service;
 mod status;
@@ -32,21 +34,23 @@ use core::net::SocketAddr;
 use std::collections::{BTreeMap, VecDeque};
 
 use tether_proto::{
-    AffinityIdentifier, Codec, Deny, FixedUpdate, InterestBits, InterestMatch, Message, Timestamp,
-    Transmit,
+    AffinityIdentifier, Codec, Deny, FixedUpdate, InterestBits, InterestMatch, Message, Role,
+    Timestamp, Transmit,
 };
 use tether_wire::AffinityKey;
 use tether_wire::packet::{PacketInfo, Transport, tcp_flags};
 
 use crate::affinity::Stamp;
 use crate::announce::Announcer;
+use crate::failover::Failover;
 use crate::flows::FlowStore;
 use crate::service::Service;
 
 pub use crate::config::{
-    AdminState, BackendConfig, ConfigError, DEFAULT_TABLE_SIZE, ForwardingMode, ManagerConfig,
-    Protocol, SchedulerKind, ServiceConfig,
+    AdminState, BackendConfig, ConfigError, DEFAULT_HEARTBEAT_INTERVAL, DEFAULT_HEARTBEAT_MISSES,
+    DEFAULT_TABLE_SIZE, ForwardingMode, ManagerConfig, Protocol, SchedulerKind, ServiceConfig,
 };
+pub use crate::failover::{FailoverStatus, PeerStatus};
 pub use crate::status::{
     BackendStatus, Counters, DenyRecord, Drops, FlowStatus, ManagerStatus, ServiceStatus,
 };
@@ -124,6 +128,10 @@ pub struct Manager {
     counters: Counters,
     /// When `shutdown` was called.
     shut_down: Option<Timestamp>,
+    /// Peers, role and replication.
+    failover: Failover,
+    /// When to announce the wildcards once more after a takeover.
+    reannounce_at: Option<Timestamp>,
 }
 
 impl Manager {
@@ -136,7 +144,10 @@ impl Manager {
             .iter()
             .flat_map(|s| stamp.wildcards(s))
             .collect();
+        let failover = Failover::new(&config, now);
         let mut manager = Self {
+            failover,
+            reannounce_at: None,
             codec: Codec::new(config.auth, config.initial_sequence),
             announcer: Announcer::new(wildcards, config.announce, config.wildcard_ttl, now),
             flows: FlowStore::new(config.fixed_ttl, config.sticky),
@@ -176,6 +187,17 @@ impl Manager {
             return;
         }
         match message {
+            Message::Heartbeat(h) if self.failover.is_peer(from) => {
+                self.on_heartbeat(now, from, &h);
+            }
+            Message::Replicate(r) if self.failover.is_peer(from) => {
+                self.on_replicate(now, from, r);
+            }
+            Message::InterestMatch(_) if self.failover.role() == Role::Standby => {
+                // A standby places nothing: the agent's SYN is retransmitted and reaches the
+                // active manager, or this one once it has taken over.
+                self.counters.dropped.standby += 1;
+            }
             Message::InterestMatch(m) => self.on_interest_match(now, from, m),
             Message::Deny(deny) => self.on_deny(now, from, deny),
             Message::WildcardUpdate(_)
@@ -186,10 +208,17 @@ impl Manager {
                 self.counters.dropped.unexpected_message += 1;
             }
         }
+        self.flush_peers(now);
     }
 
     /// Refreshes wildcards and forgets expired flows, as due at `now`.
     pub fn handle_timeout(&mut self, now: Timestamp) {
+        let transition = self.failover.on_timeout(now);
+        self.act(now, transition);
+        if self.reannounce_at.is_some_and(|t| t <= now) {
+            self.reannounce_at = None;
+            self.announcer.expedite(now);
+        }
         self.counters.wildcard_updates_sent += self.announcer.poll(now, &mut self.outbox);
         while let Some((_, flow)) = self.flows.pop_expired(now) {
             if flow.closing_since.is_none() {
@@ -197,14 +226,20 @@ impl Manager {
             }
             self.counters.flows_expired += 1;
         }
+        self.flush_peers(now);
     }
 
     /// When [`Manager::handle_timeout`] should next be called.
     pub fn poll_timeout(&self) -> Option<Timestamp> {
-        match (self.announcer.next_refresh(), self.flows.next_deadline()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [
+            self.announcer.next_refresh(),
+            self.flows.next_deadline(),
+            self.failover.next_deadline(),
+            self.reannounce_at,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// The next datagram to send, sealed by the manager's codec.
@@ -306,6 +341,7 @@ impl Manager {
             counters: self.counters.clone(),
             denies: self.denies.values().cloned().collect(),
             shut_down: self.shut_down,
+            failover: self.failover.status.clone(),
         }
     }
 
@@ -464,6 +500,8 @@ impl Manager {
             self.queue_fixed(to, update);
         }
         self.flows.fixed_sent(now, &forward);
+        self.replicate(now, &forward);
+        self.served(now);
     }
 
     /// A notification without packet: FIN or RST closes the flow; anything else renews it.
@@ -491,6 +529,7 @@ impl Manager {
                 self.services[flow.service].active[flow.backend] -= 1;
             }
             self.counters.flows_closed += 1;
+            self.replicate(now, forward);
         }
     }
 

@@ -23,6 +23,8 @@ pub struct ManagerStatus {
     pub denies: Vec<DenyRecord>,
     /// When [`crate::Manager::shutdown`] was called, if it was.
     pub shut_down: Option<Timestamp>,
+    /// Role, peers and replication.
+    pub failover: crate::FailoverStatus,
 }
 
 /// One virtual service.
@@ -138,6 +140,8 @@ pub struct Drops {
     pub unknown_mid_flow: u64,
     /// A packet that belongs to no service.
     pub no_service: u64,
+    /// An interest match that reached this manager while it was standby.
+    pub standby: u64,
     /// A packet in an interest match that does not parse.
     pub malformed_packet: u64,
     /// A packet of a flow whose backend is disabled (such flows are not renewed).

@@ -76,6 +76,9 @@ pub(crate) fn config(services: Vec<ServiceConfig>) -> ManagerConfig {
         service_precedence: None,
         backup_precedence: 0,
         services,
+        peers: Vec::new(),
+        heartbeat_interval: DEFAULT_HEARTBEAT_INTERVAL,
+        heartbeat_misses: DEFAULT_HEARTBEAT_MISSES,
     }
 }
 

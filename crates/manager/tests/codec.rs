@@ -63,6 +63,9 @@ fn manager() -> Manager {
                 state: AdminState::Enabled,
             }],
         }],
+        peers: Vec::new(),
+        heartbeat_interval: tether_manager::DEFAULT_HEARTBEAT_INTERVAL,
+        heartbeat_misses: tether_manager::DEFAULT_HEARTBEAT_MISSES,
     };
     Manager::new(config, Timestamp::ZERO).expect("valid config")
 }

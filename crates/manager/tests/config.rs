@@ -50,6 +50,9 @@ fn config() -> ManagerConfig {
         service_precedence: None,
         backup_precedence: 0,
         services: vec![service("web")],
+        peers: Vec::new(),
+        heartbeat_interval: tether_manager::DEFAULT_HEARTBEAT_INTERVAL,
+        heartbeat_misses: tether_manager::DEFAULT_HEARTBEAT_MISSES,
     }
 }
 

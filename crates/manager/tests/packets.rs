@@ -50,6 +50,9 @@ fn manager(protocol: Protocol) -> Manager {
                 state: AdminState::Enabled,
             }],
         }],
+        peers: Vec::new(),
+        heartbeat_interval: tether_manager::DEFAULT_HEARTBEAT_INTERVAL,
+        heartbeat_misses: tether_manager::DEFAULT_HEARTBEAT_MISSES,
     };
     let mut m = Manager::new(config, Timestamp::ZERO).expect("valid config");
     while m.poll_message().is_some() {}

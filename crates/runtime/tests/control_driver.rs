@@ -79,6 +79,9 @@ fn config(announce: SocketAddr, backends: &[SocketAddr]) -> ManagerConfig {
                 .map(|(i, &addr)| backend(&format!("b{}", i + 1), addr))
                 .collect(),
         }],
+        peers: Vec::new(),
+        heartbeat_interval: tether_manager::DEFAULT_HEARTBEAT_INTERVAL,
+        heartbeat_misses: tether_manager::DEFAULT_HEARTBEAT_MISSES,
     }
 }
 

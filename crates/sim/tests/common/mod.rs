@@ -98,6 +98,9 @@ pub fn manager_config(services: Vec<ServiceConfig>) -> ManagerConfig {
         service_precedence: None,
         backup_precedence: 0,
         services,
+        peers: Vec::new(),
+        heartbeat_interval: tether_manager::DEFAULT_HEARTBEAT_INTERVAL,
+        heartbeat_misses: tether_manager::DEFAULT_HEARTBEAT_MISSES,
     }
 }
 

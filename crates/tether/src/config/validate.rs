@@ -150,6 +150,9 @@ pub(super) fn validate(raw: &FileConfig, base: &Path) -> Result<Config, Problems
             service_precedence: None,
             backup_precedence: section.backup_precedence,
             services: raw.services.iter().map(service_config).collect(),
+            peers: Vec::new(),
+            heartbeat_interval: tether_manager::DEFAULT_HEARTBEAT_INTERVAL,
+            heartbeat_misses: tether_manager::DEFAULT_HEARTBEAT_MISSES,
         })
     });
     if !problems.is_empty() {

@@ -1,0 +1,167 @@
+//! The manager's side of failover: heartbeats and replication batches in and out, replicated
+//! flows into the store, and the takeover itself (`docs/failover.md`).
+
+use core::net::SocketAddr;
+use core::time::Duration;
+
+use tether_proto::{FlowRecord, Heartbeat, Message, Replicate, Role, Timestamp};
+use tether_wire::AffinityKey;
+
+use crate::Manager;
+use crate::failover::Transition;
+
+impl Manager {
+    /// A heartbeat from a configured peer.
+    pub(crate) fn on_heartbeat(&mut self, now: Timestamp, from: SocketAddr, h: &Heartbeat) {
+        let (transition, resend) = self.failover.on_heartbeat(now, from, h);
+        for (to, batch) in resend {
+            self.outbox.push_back((to, Message::Replicate(batch)));
+        }
+        if h.role == Role::Active
+            && self.failover.role() == Role::Active
+            && h.backup_precedence > self.stamp.backup_precedence()
+        {
+            // A worse peer took over from us (it lost our heartbeats) and cancelled our
+            // wildcards at the agents: announce them again now rather than at the next refresh.
+            self.announcer.expedite(now);
+        }
+        self.act(now, transition);
+    }
+
+    /// A replication batch from a configured peer: new records go into the flow store.
+    pub(crate) fn on_replicate(&mut self, now: Timestamp, from: SocketAddr, batch: Replicate) {
+        if !self.failover.on_replicate(from, batch.stream_seq) {
+            return;
+        }
+        for record in batch.flows {
+            self.store_record(now, &record);
+        }
+    }
+
+    /// Stores one replicated flow if a wildcard of this manager covers it.
+    fn store_record(&mut self, now: Timestamp, r: &FlowRecord) {
+        let found = self
+            .services
+            .iter()
+            .position(|svc| svc.config.name == r.service);
+        let placed = found.and_then(|s| {
+            let svc = &self.services[s];
+            let b = svc.backend_index(&r.backend)?;
+            svc.is_forward(&r.key).then_some((s, b))
+        });
+        let status = &mut self.failover.status;
+        let Some((s, b)) = placed else {
+            status.records_refused += 1;
+            return;
+        };
+        let last_fixed = Timestamp::from_duration(
+            now.saturating_since(Timestamp::ZERO)
+                .saturating_sub(Duration::from_secs(u64::from(r.age))),
+        );
+        match self.flows.get(&r.key) {
+            Some(flow) if flow.service == s && flow.backend == b => {
+                self.flows.replica_renewed(last_fixed, &r.key);
+            }
+            Some(flow) if flow.closing_since.is_none() || r.closing => {
+                // Ours is open (or both closed): the one placement this manager knows stands.
+                status.records_conflicting += 1;
+                return;
+            }
+            _ => {
+                // Unknown here, or a closed flow whose 5-tuple the peer placed afresh.
+                if let Some(old) = self.flows.remove(&r.key)
+                    && old.closing_since.is_none()
+                {
+                    self.services[old.service].active[old.backend] -= 1;
+                }
+                self.services[s].active[b] += 1;
+                self.flows
+                    .insert_replica(last_fixed, r.key, s, b, r.return_key);
+            }
+        }
+        self.failover.status.records_stored += 1;
+        if r.closing {
+            self.close_flow(now, &r.key);
+        }
+    }
+
+    /// The record of a stored flow, for the peers.
+    pub(crate) fn record_of(&self, now: Timestamp, forward: &AffinityKey) -> Option<FlowRecord> {
+        let flow = self.flows.get(forward)?;
+        let svc = &self.services[flow.service].config;
+        let age = now.saturating_since(flow.last_fixed).as_secs();
+        Some(FlowRecord {
+            key: *forward,
+            return_key: flow.return_key,
+            service: svc.name.clone(),
+            backend: svc.backends[flow.backend].name.clone(),
+            age: u32::try_from(age).unwrap_or(u32::MAX),
+            closing: flow.closing_since.is_some(),
+        })
+    }
+
+    /// Queues a record of the flow for the peers, when this manager is the one replicating.
+    pub(crate) fn replicate(&mut self, now: Timestamp, forward: &AffinityKey) {
+        if self.failover.replicating()
+            && let Some(record) = self.record_of(now, forward)
+        {
+            self.failover.replicate(record);
+        }
+    }
+
+    /// Sends due heartbeats and the pending replication batches.
+    pub(crate) fn flush_peers(&mut self, now: Timestamp) {
+        let heartbeats = self.failover.heartbeats(now);
+        // A manager that was shut down falls silent, so its peers take over.
+        if self.shut_down.is_none() {
+            for (to, h) in heartbeats {
+                self.outbox.push_back((to, Message::Heartbeat(h)));
+            }
+        }
+        for (to, batch) in self.failover.batches(now) {
+            self.outbox.push_back((to, Message::Replicate(batch)));
+        }
+    }
+
+    /// Acts on a role change.
+    pub(crate) fn act(&mut self, now: Timestamp, transition: Transition) {
+        if transition == Transition::TakeOver {
+            self.take_over(now);
+        }
+    }
+
+    /// Cancels the dead manager's wildcards and fixed affinities at the agents (TTL 0 with
+    /// this manager's precedence reaches their copies, `docs/affinities.md`), then announces
+    /// this manager's wildcards, twice in case a cancel overtakes the first announcement.
+    fn take_over(&mut self, now: Timestamp) {
+        self.counters.wildcard_updates_sent += self.announcer.cancel(&mut self.outbox);
+        let mut cancels = Vec::new();
+        for (key, flow) in self.flows.iter() {
+            let svc = &self.services[flow.service].config;
+            let forward = self.stamp.forward_fixed(svc, flow.backend, *key, None);
+            let back = flow
+                .return_key
+                .map(|r| self.stamp.return_fixed(svc, r, None));
+            cancels.extend(back.into_iter().chain([forward]));
+        }
+        for mut update in cancels {
+            update.affinity.ttl = 0;
+            for &target in self.announcer.targets() {
+                self.outbox
+                    .push_back((target, Message::FixedUpdate(update.clone())));
+                self.counters.fixed_updates_sent += 1;
+            }
+        }
+        self.announcer.expedite(now);
+        self.counters.wildcard_updates_sent += self.announcer.poll(now, &mut self.outbox);
+        self.reannounce_at = Some(now + self.failover.interval() * 2);
+    }
+
+    /// Notes that a flow was served, which completes a takeover.
+    pub(crate) fn served(&mut self, now: Timestamp) {
+        let status = &mut self.failover.status;
+        if status.detected_at.is_some() && status.took_over_at.is_none() {
+            status.took_over_at = Some(now);
+        }
+    }
+}

@@ -130,8 +130,10 @@ pub struct Manager {
     shut_down: Option<Timestamp>,
     /// Peers, role and replication.
     failover: Failover,
-    /// When to announce the wildcards once more after a takeover.
+    /// When the next round of a takeover is due.
     reannounce_at: Option<Timestamp>,
+    /// Rounds of the takeover still to come.
+    takeover_rounds: u8,
 }
 
 impl Manager {
@@ -148,6 +150,7 @@ impl Manager {
         let mut manager = Self {
             failover,
             reannounce_at: None,
+            takeover_rounds: 0,
             codec: Codec::new(config.auth, config.initial_sequence),
             announcer: Announcer::new(wildcards, config.announce, config.wildcard_ttl, now),
             flows: FlowStore::new(config.fixed_ttl, config.sticky),
@@ -216,8 +219,7 @@ impl Manager {
         let transition = self.failover.on_timeout(now);
         self.act(now, transition);
         if self.reannounce_at.is_some_and(|t| t <= now) {
-            self.reannounce_at = None;
-            self.announcer.expedite(now);
+            self.takeover_round(now);
         }
         self.counters.wildcard_updates_sent += self.announcer.poll(now, &mut self.outbox);
         while let Some((_, flow)) = self.flows.pop_expired(now) {

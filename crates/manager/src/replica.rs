@@ -8,6 +8,12 @@ use tether_proto::{FlowRecord, Heartbeat, Message, Replicate, Role, Timestamp};
 use tether_wire::AffinityKey;
 
 use crate::Manager;
+
+/// Rounds of a takeover, a heartbeat interval apart; each announces this manager's wildcards.
+const TAKEOVER_ROUNDS: u8 = 5;
+/// The first rounds also cancel; the later ones only announce, so no late cancel can delete
+/// the last announcement.
+const CANCEL_ROUNDS: u8 = 3;
 use crate::failover::Transition;
 
 impl Manager {
@@ -131,9 +137,28 @@ impl Manager {
     }
 
     /// Cancels the dead manager's wildcards and fixed affinities at the agents (TTL 0 with
-    /// this manager's precedence reaches their copies, `docs/affinities.md`), then announces
-    /// this manager's wildcards, twice in case a cancel overtakes the first announcement.
+    /// this manager's precedence reaches their copies, `docs/affinities.md`) and announces this
+    /// manager's wildcards, in [`TAKEOVER_ROUNDS`] rounds a heartbeat interval apart: datagrams
+    /// get lost, and a cancel that overtakes an announcement deletes it, so the last rounds only
+    /// announce.
     fn take_over(&mut self, now: Timestamp) {
+        self.takeover_rounds = TAKEOVER_ROUNDS;
+        self.takeover_round(now);
+    }
+
+    /// One round of [`Manager::take_over`]; schedules the next.
+    pub(crate) fn takeover_round(&mut self, now: Timestamp) {
+        if self.takeover_rounds > TAKEOVER_ROUNDS - CANCEL_ROUNDS {
+            self.queue_cancels();
+        }
+        self.takeover_rounds = self.takeover_rounds.saturating_sub(1);
+        self.reannounce_at = (self.takeover_rounds > 0).then(|| now + self.failover.interval());
+        self.announcer.expedite(now);
+        self.counters.wildcard_updates_sent += self.announcer.poll(now, &mut self.outbox);
+    }
+
+    /// TTL-0 copies of every wildcard and of every stored flow's fixed affinities.
+    fn queue_cancels(&mut self) {
         self.counters.wildcard_updates_sent += self.announcer.cancel(&mut self.outbox);
         let mut cancels = Vec::new();
         for (key, flow) in self.flows.iter() {
@@ -152,9 +177,6 @@ impl Manager {
                 self.counters.fixed_updates_sent += 1;
             }
         }
-        self.announcer.expedite(now);
-        self.counters.wildcard_updates_sent += self.announcer.poll(now, &mut self.outbox);
-        self.reannounce_at = Some(now + self.failover.interval() * 2);
     }
 
     /// Notes that a flow was served, which completes a takeover.

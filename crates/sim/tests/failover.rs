@@ -1,0 +1,303 @@
+//! Manager failover on virtual time: a primary and its backups replicate flows, the primary
+//! dies, one backup takes over, and every connection alive at the failover keeps its backend.
+//! After every step, no flow is held by two managers with different backends.
+
+mod common;
+
+use core::net::SocketAddr;
+use core::time::Duration;
+use std::collections::BTreeMap;
+
+use common::*;
+use tether_manager::SchedulerKind;
+use tether_proto::Role;
+use tether_sim::{AgentId, Faults, ManagerId, World};
+use tether_wire::AffinityKey;
+
+const BACKUP: &str = "10.0.0.3:7000";
+const BACKUP2: &str = "10.0.0.4:7000";
+/// Detection bound with the defaults: two missed 100 ms heartbeats, 50 ms of grace, and the
+/// heartbeat interval the death may fall into.
+const DETECTION_BOUND: Duration = Duration::from_millis(350);
+
+/// Managers at `addrs` with backup precedences 1, 2, ..., each the peer of all others.
+fn cluster(seed: u64, faults: Faults, addrs: &[&str]) -> (World, Vec<ManagerId>, [AgentId; 2]) {
+    // The first announcements go out on a clean network: a lost one leaves an agent with only
+    // the backup's wildcard until the next refresh, which is a different story from failover.
+    let mut world = World::new(seed, Faults::default());
+    let services = vec![service(
+        "web",
+        VIP4,
+        &BACKENDS4,
+        // Round robin, not a hash: a backup scheduling a flow afresh would pick another
+        // backend, so keeping it proves the replicated store is used.
+        SchedulerKind::WeightedRoundRobin,
+    )];
+    let managers = addrs
+        .iter()
+        .enumerate()
+        .map(|(i, addr)| {
+            let mut config = manager_config(services.clone());
+            config.name = format!("mgr-{i}");
+            config.addr = sa(addr);
+            config.backup_precedence = u16::try_from(i + 1).expect("few managers");
+            config.peers = addrs.iter().filter(|a| *a != addr).map(|a| sa(a)).collect();
+            world.add_manager(config).expect("valid manager config")
+        })
+        .collect();
+    let a1 = world.add_agent(sa(AGENT1), agent_config("agent-1", AGENT1), &[sa(GROUP)]);
+    let a2 = world.add_agent(sa(AGENT2), agent_config("agent-2", AGENT2), &[sa(GROUP)]);
+    world.run_for(Duration::from_millis(10));
+    world.net.set_faults(faults);
+    world.run_for(Duration::from_secs(1));
+    (world, managers, [a1, a2])
+}
+
+fn role(world: &mut World, m: ManagerId) -> Role {
+    world.manager(m).sm.status().failover.role
+}
+
+fn key(port: u16) -> AffinityKey {
+    AffinityKey {
+        protocol: 6,
+        src: ip(CLIENT4),
+        src_port: port,
+        dst: ip(VIP4),
+        dst_port: 80,
+    }
+}
+
+/// No flow is held by two managers with different backends.
+fn check_one_backend(world: &mut World, managers: &[ManagerId], keys: &[AffinityKey]) {
+    for k in keys {
+        let backends: Vec<String> = managers
+            .iter()
+            .filter_map(|&m| world.manager(m).sm.flow(k).map(|f| f.backend))
+            .collect();
+        assert!(
+            backends.windows(2).all(|w| w[0] == w[1]),
+            "flow {k} on two backends: {backends:?} at {:?}",
+            world.now()
+        );
+    }
+}
+
+/// Runs `d` in 5 ms steps, checking the invariant after each.
+fn run_checked(world: &mut World, managers: &[ManagerId], keys: &[AffinityKey], d: Duration) {
+    let end = world.now() + d;
+    while world.now() < end {
+        world.run_for(Duration::from_millis(5));
+        check_one_backend(world, managers, keys);
+    }
+}
+
+/// The destination of the packets `agent` emitted so far (the last one), if any.
+fn emitted_dst(world: &mut World, agent: AgentId) -> Option<[u8; 4]> {
+    let out = world.take_emitted(agent);
+    out.last()
+        .map(|e| e.packet[16..20].try_into().expect("IPv4 header"))
+}
+
+/// Sends `segment` through `agent` until a packet comes out (lossy networks lose interest
+/// matches and answers), at most `tries` times; the backend it went to.
+fn deliver(
+    world: &mut World,
+    managers: &[ManagerId],
+    keys: &[AffinityKey],
+    agent: AgentId,
+    segment: &Segment<'_>,
+    tries: usize,
+) -> Option<[u8; 4]> {
+    for _ in 0..tries {
+        // Whatever the verdict (sent on, punted, or dropped while the agents' tables are in
+        // flux), the client retransmits until a packet comes out.
+        world.inject_frame(agent, segment.frame());
+        if let Some(dst) = emitted_dst(world, agent) {
+            return Some(dst);
+        }
+        run_checked(world, managers, keys, Duration::from_millis(100));
+        if let Some(dst) = emitted_dst(world, agent) {
+            return Some(dst);
+        }
+    }
+    None
+}
+
+/// What one failover run measured.
+struct Measured {
+    detection: Duration,
+    restored: Duration,
+}
+
+/// Six connections across two agents, the primary killed `kill_offset` into a heartbeat
+/// interval, and every connection checked on the backup.
+fn failover_run(seed: u64, faults: Faults, kill_offset: Duration) -> Measured {
+    let (mut world, ms, agents) = cluster(seed, faults, &[MANAGER, BACKUP]);
+    let (primary, backup) = (ms[0], ms[1]);
+    assert_eq!(role(&mut world, primary), Role::Active);
+    assert_eq!(role(&mut world, backup), Role::Standby);
+    let vip = SocketAddr::new(ip(VIP4), 80);
+    let mut keys = Vec::new();
+    let mut backends = BTreeMap::new();
+    for i in 0..6u16 {
+        let port = 40_000 + i;
+        keys.push(key(port));
+        let client = SocketAddr::new(ip(CLIENT4), port);
+        let syn = Segment {
+            syn: true,
+            ..Segment::new(client, vip)
+        };
+        let agent = agents[usize::from(i % 2)];
+        let Some(dst) = deliver(&mut world, &ms, &keys, agent, &syn, 10) else {
+            panic!(
+                "SYN {port} not served (seed {seed}): {:?} {:?}",
+                world.manager(primary).sm.status(),
+                world.agent(agent).sm.stats()
+            );
+        };
+        backends.insert(port, dst);
+    }
+    let distinct: std::collections::BTreeSet<_> = backends.values().collect();
+    assert!(distinct.len() > 1, "round robin spread the connections");
+    // Replication (and any resend it needs) completes within a few heartbeats.
+    run_checked(&mut world, &ms, &keys, Duration::from_millis(500));
+    assert_eq!(
+        world.manager(backup).sm.status().flows,
+        6,
+        "every flow replicated"
+    );
+
+    run_checked(&mut world, &ms, &keys, kill_offset);
+    let killed = world.now();
+    world.kill_manager(primary);
+    while role(&mut world, backup) == Role::Standby {
+        assert!(
+            world.now().saturating_since(killed) <= DETECTION_BOUND,
+            "no takeover within {DETECTION_BOUND:?}"
+        );
+        world.run_for(Duration::from_millis(1));
+        check_one_backend(&mut world, &ms, &keys);
+    }
+    let status = world.manager(backup).sm.status().failover;
+    let detection = status
+        .detected_at
+        .expect("takeover recorded")
+        .saturating_since(killed);
+    assert_eq!(status.takeovers, 1);
+    // The cancels reach the agents; the primary's fixed affinities are gone.
+    run_checked(&mut world, &ms, &keys, Duration::from_millis(50));
+
+    // Later packets of every connection reach the same backend, now through the backup.
+    for i in 0..6u16 {
+        let port = 40_000 + i;
+        let client = SocketAddr::new(ip(CLIENT4), port);
+        let data = Segment {
+            seq: 2,
+            ack: Some(1),
+            payload: b"after",
+            ..Segment::new(client, vip)
+        };
+        let agent = agents[usize::from(i % 2)];
+        let dst = deliver(&mut world, &ms, &keys, agent, &data, 20);
+        assert_eq!(
+            dst,
+            Some(backends[&port]),
+            "connection {port} kept its backend (seed {seed}): {:?}",
+            world.manager(backup).sm.status().counters
+        );
+    }
+    // Every takeover round has run.
+    run_checked(&mut world, &ms, &keys, Duration::from_millis(300));
+    let restored = world
+        .manager(backup)
+        .sm
+        .status()
+        .failover
+        .took_over_at
+        .expect("the backup served a flow")
+        .saturating_since(killed);
+    for agent in agents {
+        let primary_addr = sa(MANAGER);
+        let left = world
+            .agent(agent)
+            .sm
+            .fixed_affinities()
+            .filter(|f| f.manager == primary_addr)
+            .count();
+        assert_eq!(
+            left,
+            0,
+            "the dead primary's fixed affinities were cancelled (seed {seed}): {:?}",
+            world.agent(agent).sm.stats(),
+        );
+    }
+
+    // A new connection is served by the backup.
+    keys.push(key(41_000));
+    let syn = Segment {
+        syn: true,
+        ..Segment::new(SocketAddr::new(ip(CLIENT4), 41_000), vip)
+    };
+    assert!(deliver(&mut world, &ms, &keys, agents[0], &syn, 10).is_some());
+    assert!(world.manager(backup).sm.flow(&key(41_000)).is_some());
+    run_checked(&mut world, &ms, &keys, Duration::from_secs(1));
+    assert_eq!(role(&mut world, backup), Role::Active);
+    Measured {
+        detection,
+        restored,
+    }
+}
+
+#[test]
+fn the_backup_takes_over_and_every_connection_keeps_its_backend() {
+    let m = failover_run(11, Faults::default(), Duration::from_millis(37));
+    assert!(m.detection <= DETECTION_BOUND, "{:?}", m.detection);
+    println!(
+        "detection {:?}, first existing flow served {:?} after the kill",
+        m.detection, m.restored
+    );
+}
+
+#[test]
+fn failover_survives_a_lossy_reordering_network_over_many_schedules() {
+    let faults = Faults {
+        min_latency: Duration::from_micros(200),
+        max_latency: Duration::from_millis(5),
+        drop: 0.02,
+        duplicate: 0.02,
+    };
+    let mut detections: Vec<Duration> = (0..50u64)
+        .map(|seed| {
+            let offset = Duration::from_millis(seed * 37 % 100);
+            failover_run(seed, faults.clone(), offset).detection
+        })
+        .collect();
+    detections.sort();
+    println!(
+        "detection over 50 lossy schedules: min {:?}, median {:?}, max {:?}",
+        detections[0], detections[25], detections[49]
+    );
+    assert!(detections[25] <= Duration::from_millis(300));
+}
+
+#[test]
+fn with_two_backups_exactly_one_takes_over() {
+    let (mut world, ms, _) = cluster(5, Faults::default(), &[MANAGER, BACKUP, BACKUP2]);
+    assert_eq!(role(&mut world, ms[0]), Role::Active);
+    world.kill_manager(ms[0]);
+    for _ in 0..400 {
+        world.run_for(Duration::from_millis(5));
+        let active = [ms[1], ms[2]]
+            .into_iter()
+            .filter(|&m| role(&mut world, m) == Role::Active)
+            .count();
+        assert!(active <= 1, "split brain at {:?}", world.now());
+    }
+    assert_eq!(role(&mut world, ms[1]), Role::Active, "the better backup");
+    assert_eq!(role(&mut world, ms[2]), Role::Standby);
+    assert_eq!(
+        world.manager(ms[2]).sm.status().failover.takeovers,
+        0,
+        "the worse backup never took over"
+    );
+}

@@ -4,22 +4,12 @@
 
 use libfuzzer_sys::fuzz_target;
 use tether_proto::codec::{decode, encode};
-use tether_proto::{AuthConfig, Codec, Envelope, Key, Message};
-
-fn envelope(message: &Message) -> Option<&Envelope> {
-    match message {
-        Message::WildcardUpdate(m) => Some(&m.envelope),
-        Message::FixedUpdate(m) => Some(&m.envelope),
-        Message::Deny(m) => Some(&m.envelope),
-        Message::InterestMatch(m) => Some(&m.envelope),
-        Message::IpPacketOnly(_) => None,
-    }
-}
+use tether_proto::{AuthConfig, Codec, Key};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(message) = decode(data) {
         // Unknown required segments are reported, not kept, so only complete messages round-trip.
-        if envelope(&message).is_none_or(|e| e.unsupported_required.is_empty()) {
+        if message.envelope().is_none_or(|e| e.unsupported_required.is_empty()) {
             let again = decode(&encode(&message));
             assert_eq!(again.as_ref(), Ok(&message), "re-encoded message decodes differently");
         }

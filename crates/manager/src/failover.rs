@@ -39,12 +39,27 @@ pub struct PeerStatus {
 pub struct FailoverStatus {
     /// This manager's role.
     pub role: Role,
+    /// Whether it holds the flow store: false while a returning manager pulls it from the
+    /// active peer; peers yield the active role only to a ready manager.
+    pub ready: bool,
     /// When this manager last found its active peer dead.
     pub detected_at: Option<Timestamp>,
     /// When it first served a flow after its last takeover.
     pub took_over_at: Option<Timestamp>,
+    /// Last takeover: from the last heartbeat heard of the failed active peer to the moment it
+    /// was found dead.
+    pub detection: Option<Duration>,
+    /// Last takeover: from the failed peer's detection to the first existing flow served.
+    pub takeover: Option<Duration>,
     /// How many times it has taken over from a dead active peer.
     pub takeovers: u64,
+    /// How many times it took the active role back from a live, worse peer after pulling the
+    /// flow store from it.
+    pub reclaims: u64,
+    /// Full flow stores sent to returning peers.
+    pub snapshots_sent: u64,
+    /// Full flow stores received complete from the active peer.
+    pub snapshots_received: u64,
     /// Flow records sent to peers (each record once, however many peers).
     pub records_sent: u64,
     /// Flow records received and stored.
@@ -108,6 +123,8 @@ pub(crate) struct Failover {
     started: Timestamp,
     next_heartbeat: Option<Timestamp>,
     saw_active_peer: bool,
+    /// When a heartbeat of a peer claiming to be active last arrived.
+    active_heard: Option<Timestamp>,
     pending: Vec<FlowRecord>,
     last_seq: u64,
     sent: BTreeMap<u64, (Timestamp, Replicate)>,
@@ -144,15 +161,22 @@ impl Failover {
             window: interval * config.heartbeat_misses + interval / 2,
             started: now,
             saw_active_peer: false,
+            active_heard: None,
             pending: Vec::new(),
             last_seq: 0,
             sent: BTreeMap::new(),
             inbound: BTreeMap::new(),
             status: FailoverStatus {
                 role: Role::Standby,
+                ready: true,
                 detected_at: None,
                 took_over_at: None,
+                detection: None,
+                takeover: None,
                 takeovers: 0,
+                reclaims: 0,
+                snapshots_sent: 0,
+                snapshots_received: 0,
                 records_sent: 0,
                 records_stored: 0,
                 records_refused: 0,
@@ -276,6 +300,7 @@ impl Failover {
         peer.ready = h.ready;
         if h.role == Role::Active {
             self.saw_active_peer = true;
+            self.active_heard = Some(self.active_heard.map_or(now, |t| t.max(now)));
         }
         self.note_confirmed(from, h);
         let mut resend = Vec::new();
@@ -339,7 +364,9 @@ impl Failover {
                 self.status.role = Role::Active;
                 if self.saw_active_peer {
                     self.status.detected_at = Some(now);
+                    self.status.detection = self.active_heard.map(|t| now.saturating_since(t));
                     self.status.took_over_at = None;
+                    self.status.takeover = None;
                     self.status.takeovers += 1;
                     Transition::TakeOver
                 } else {

@@ -182,8 +182,11 @@ impl Manager {
     /// Notes that a flow was served, which completes a takeover.
     pub(crate) fn served(&mut self, now: Timestamp) {
         let status = &mut self.failover.status;
-        if status.detected_at.is_some() && status.took_over_at.is_none() {
+        if let Some(detected) = status.detected_at
+            && status.took_over_at.is_none()
+        {
             status.took_over_at = Some(now);
+            status.takeover = Some(now.saturating_since(detected));
         }
     }
 }

@@ -64,14 +64,33 @@ impl Announcer {
         self.next = self.next.map(|n| n.min(at));
     }
 
-    /// Queues a TTL-0 copy of every wildcard to every target and keeps refreshing: a backup
-    /// taking over cancels the dead manager's identical wildcards this way.
-    pub(crate) fn cancel(&self, out: &mut VecDeque<(SocketAddr, Message)>) -> u64 {
-        self.queue(out, |w| {
-            let mut w = w.clone();
-            w.affinity.ttl = 0;
-            w
-        })
+    /// Queues every wildcard to every target now (unless withdrawn), each right after its
+    /// TTL-0 copy with `cancel`: a backup taking over cancels the dead manager's identical
+    /// wildcards this way without leaving a gap. Returns how many updates.
+    pub(crate) fn reannounce(
+        &mut self,
+        now: Timestamp,
+        cancel: bool,
+        out: &mut VecDeque<(SocketAddr, Message)>,
+    ) -> u64 {
+        if self.next.is_none() {
+            return 0;
+        }
+        self.next = Some(now + self.interval);
+        let mut sent = 0;
+        for &target in &self.targets {
+            for wildcard in &self.wildcards {
+                if cancel {
+                    let mut void = wildcard.clone();
+                    void.affinity.ttl = 0;
+                    out.push_back((target, Message::WildcardUpdate(void)));
+                    sent += 1;
+                }
+                out.push_back((target, Message::WildcardUpdate(wildcard.clone())));
+                sent += 1;
+            }
+        }
+        sent
     }
 
     /// Queues a TTL-0 copy of every wildcard to every target and stops refreshing.

@@ -259,6 +259,14 @@ impl Failover {
         }
     }
 
+    /// The role peer `addr` last claimed, if it is a live configured peer.
+    pub(crate) fn peer_role(&self, addr: SocketAddr) -> Option<Role> {
+        self.peers
+            .iter()
+            .find(|p| p.addr == addr && p.live)
+            .map(|p| p.role)
+    }
+
     /// Whether `addr` is a configured peer.
     pub(crate) fn is_peer(&self, addr: SocketAddr) -> bool {
         self.peers.iter().any(|p| p.addr == addr)

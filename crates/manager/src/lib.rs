@@ -134,6 +134,9 @@ pub struct Manager {
     reannounce_at: Option<Timestamp>,
     /// Rounds of the takeover still to come.
     takeover_rounds: u8,
+    /// Whether the rounds cancel a dead manager's copies (a takeover) or only override a
+    /// worse manager's (a reclaim).
+    takeover_cancels: bool,
 }
 
 impl Manager {
@@ -151,6 +154,7 @@ impl Manager {
             failover,
             reannounce_at: None,
             takeover_rounds: 0,
+            takeover_cancels: false,
             codec: Codec::new(config.auth, config.initial_sequence),
             announcer: Announcer::new(wildcards, config.announce, config.wildcard_ttl, now),
             flows: FlowStore::new(config.fixed_ttl, config.sticky),

@@ -7,7 +7,9 @@ use core::time::Duration;
 use tether_proto::{FlowRecord, Heartbeat, Message, Replicate, Role, Snapshot, Timestamp};
 use tether_wire::AffinityKey;
 
-use crate::{Direction, Manager};
+use tether_proto::FixedUpdate;
+
+use crate::{AdminState, Manager};
 
 /// Rounds of a takeover, a heartbeat interval apart; each announces this manager's wildcards.
 const TAKEOVER_ROUNDS: u8 = 5;
@@ -19,17 +21,21 @@ use crate::failover::Transition;
 impl Manager {
     /// A heartbeat from a configured peer.
     pub(crate) fn on_heartbeat(&mut self, now: Timestamp, from: SocketAddr, h: &Heartbeat) {
+        let was_active = self.failover.peer_role(from) == Some(Role::Active);
         let (transition, resend) = self.failover.on_heartbeat(now, from, h);
         for (to, batch) in resend {
             self.outbox.push_back((to, Message::Replicate(batch)));
         }
         if h.role == Role::Active
+            && !was_active
             && self.failover.role() == Role::Active
             && h.backup_precedence > self.stamp.backup_precedence()
         {
-            // A worse peer took over from us (it lost our heartbeats) and cancelled our
-            // wildcards at the agents: announce them again now rather than at the next refresh.
-            self.announcer.expedite(now);
+            // A worse peer took over from us (it lost our heartbeats, say under load) and
+            // cancelled our affinities at the agents: take them back at once; it steps down
+            // when it hears us.
+            self.failover.expedite_heartbeat(now);
+            self.start_rounds(now, false);
         }
         if !h.ready && h.role == Role::Standby && self.failover.snapshot_wanted(now, from) {
             // The peer has just started and pulls the flow store.
@@ -160,92 +166,103 @@ impl Manager {
     /// Acts on a role change.
     pub(crate) fn act(&mut self, now: Timestamp, transition: Transition) {
         match transition {
-            Transition::TakeOver => self.take_over(now),
-            Transition::Reclaim => {
-                self.reclaim(now);
-                self.repeat_announcements(now);
-            }
+            Transition::TakeOver => self.start_rounds(now, true),
+            Transition::Reclaim => self.start_rounds(now, false),
             // Alone, a manager has no one else's wildcards to compete with.
-            Transition::Started if self.failover.replicating() => self.repeat_announcements(now),
-            Transition::Started | Transition::None | Transition::Demoted => {}
-        }
-    }
-
-    /// Announces the wildcards again in the announce-only rounds of a takeover, a heartbeat
-    /// interval apart: a manager that has just become active does not leave an agent that
-    /// lost its first announcement with another manager's wildcards until the next refresh.
-    fn repeat_announcements(&mut self, now: Timestamp) {
-        self.takeover_rounds = TAKEOVER_ROUNDS - CANCEL_ROUNDS;
-        self.reannounce_at = Some(now + self.failover.interval());
-    }
-
-    /// Takes the active role back from a live, worse peer: announces this manager's wildcards
-    /// at once and installs the fixed affinity of every stored flow at every agent. Agents
-    /// prefer them to the peer's copies (better precedence), so every flow's packets and
-    /// notices come here from now on; the peer's copies expire unused. Nothing is cancelled,
-    /// so no flow waits for a manager round trip.
-    fn reclaim(&mut self, now: Timestamp) {
-        self.announcer.expedite(now);
-        // Wildcards first: an agent accepts a fixed affinity only under one of ours.
-        self.counters.wildcard_updates_sent += self.announcer.poll(now, &mut self.outbox);
-        let keys: Vec<AffinityKey> = self.flows.iter().map(|(key, _)| *key).collect();
-        for key in keys {
-            let Some(updates) = self.fixed_updates(key, Direction::Forward, None) else {
-                continue;
-            };
-            for update in updates {
-                for &target in self.announcer.targets() {
-                    self.outbox
-                        .push_back((target, Message::FixedUpdate(update.clone())));
-                    self.counters.fixed_updates_sent += 1;
-                }
+            Transition::Started if self.failover.replicating() => {
+                // Announce-only rounds: an agent that lost the first announcement does not
+                // keep another manager's wildcards until the next refresh.
+                self.takeover_rounds = TAKEOVER_ROUNDS - CANCEL_ROUNDS;
+                self.reannounce_at = Some(now + self.failover.interval());
             }
-            self.flows.fixed_sent(now, &key);
-            self.replicate(now, &key);
+            Transition::Demoted => {
+                // A manager that stepped down must not cancel its successor's affinities in
+                // the rest of its own rounds.
+                self.takeover_rounds = 0;
+                self.reannounce_at = None;
+            }
+            Transition::Started | Transition::None => {}
         }
     }
 
-    /// Cancels the dead manager's wildcards and fixed affinities at the agents (TTL 0 with
-    /// this manager's precedence reaches their copies, `docs/affinities.md`) and announces this
-    /// manager's wildcards, in [`TAKEOVER_ROUNDS`] rounds a heartbeat interval apart: datagrams
-    /// get lost, and a cancel that overtakes an announcement deletes it, so the last rounds only
-    /// announce.
-    fn take_over(&mut self, now: Timestamp) {
+    /// Starts the rounds of a takeover (`cancel`: the dead manager's copies are cancelled) or
+    /// of a reclaim (taking the role back from a live, worse manager, whose copies this
+    /// manager's better precedence overrides), [`TAKEOVER_ROUNDS`] rounds a heartbeat interval
+    /// apart, because datagrams get lost.
+    ///
+    /// The first [`CANCEL_ROUNDS`] rounds announce every wildcard and install the fixed
+    /// affinities of every stored flow at every agent, each cancel immediately followed by its
+    /// replacement: an agent is never left without an affinity for a flow this manager holds
+    /// (it would hand a NAT flow's replies to its kernel untranslated), and existing flows need
+    /// no round trip to this manager. The last rounds only announce, so a late cancel cannot
+    /// delete the last announcement.
+    pub(crate) fn start_rounds(&mut self, now: Timestamp, cancel: bool) {
+        self.takeover_cancels = cancel;
         self.takeover_rounds = TAKEOVER_ROUNDS;
         self.takeover_round(now);
     }
 
-    /// One round of [`Manager::take_over`]; schedules the next.
+    /// One round of [`Manager::start_rounds`]; schedules the next.
     pub(crate) fn takeover_round(&mut self, now: Timestamp) {
         if self.takeover_rounds > TAKEOVER_ROUNDS - CANCEL_ROUNDS {
-            self.queue_cancels();
+            let cancel = self.takeover_cancels;
+            // Wildcards first: an agent accepts a fixed affinity only under one of ours.
+            self.counters.wildcard_updates_sent +=
+                self.announcer.reannounce(now, cancel, &mut self.outbox);
+            if self.install_all(now, cancel) > 0 {
+                self.served(now);
+            }
+        } else {
+            self.announcer.expedite(now);
+            self.counters.wildcard_updates_sent += self.announcer.poll(now, &mut self.outbox);
         }
         self.takeover_rounds = self.takeover_rounds.saturating_sub(1);
         self.reannounce_at = (self.takeover_rounds > 0).then(|| now + self.failover.interval());
-        self.announcer.expedite(now);
-        self.counters.wildcard_updates_sent += self.announcer.poll(now, &mut self.outbox);
     }
 
-    /// TTL-0 copies of every wildcard and of every stored flow's fixed affinities.
-    fn queue_cancels(&mut self) {
-        self.counters.wildcard_updates_sent += self.announcer.cancel(&mut self.outbox);
-        let mut cancels = Vec::new();
-        for (key, flow) in self.flows.iter() {
-            let svc = &self.services[flow.service].config;
-            let forward = self.stamp.forward_fixed(svc, flow.backend, *key, None);
-            let back = flow
+    /// Installs the fixed affinities of every stored flow (return, then forward) at every
+    /// agent; with `cancel`, each is preceded by its TTL-0 copy, which removes the identical
+    /// affinities of managers ranked the same or better (`docs/affinities.md`). A flow whose
+    /// backend is disabled is only cancelled. Returns the flows installed.
+    fn install_all(&mut self, now: Timestamp, cancel: bool) -> usize {
+        let keys: Vec<AffinityKey> = self.flows.iter().map(|(key, _)| *key).collect();
+        let mut installed = 0;
+        for key in keys {
+            let Some(flow) = self.flows.get(&key) else {
+                continue;
+            };
+            let svc = &self.services[flow.service];
+            let disabled = svc.admin[flow.backend] == AdminState::Disabled;
+            let updates: Vec<FixedUpdate> = flow
                 .return_key
-                .map(|r| self.stamp.return_fixed(svc, r, None));
-            cancels.extend(back.into_iter().chain([forward]));
-        }
-        for mut update in cancels {
-            update.affinity.ttl = 0;
-            for &target in self.announcer.targets() {
-                self.outbox
-                    .push_back((target, Message::FixedUpdate(update.clone())));
-                self.counters.fixed_updates_sent += 1;
+                .map(|r| self.stamp.return_fixed(&svc.config, r, None))
+                .into_iter()
+                .chain([self
+                    .stamp
+                    .forward_fixed(&svc.config, flow.backend, key, None)])
+                .collect();
+            for update in updates {
+                for &target in self.announcer.targets() {
+                    if cancel {
+                        let mut void = update.clone();
+                        void.affinity.ttl = 0;
+                        self.outbox.push_back((target, Message::FixedUpdate(void)));
+                        self.counters.fixed_updates_sent += 1;
+                    }
+                    if !disabled {
+                        self.outbox
+                            .push_back((target, Message::FixedUpdate(update.clone())));
+                        self.counters.fixed_updates_sent += 1;
+                    }
+                }
+            }
+            if !disabled {
+                self.flows.fixed_sent(now, &key);
+                self.replicate(now, &key);
+                installed += 1;
             }
         }
+        installed
     }
 
     /// Notes that a flow was served, which completes a takeover.

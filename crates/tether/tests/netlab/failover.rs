@@ -20,7 +20,7 @@
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::Value;
 use tether_lab::netns::{Host, Lab, Process, Transport};
@@ -514,6 +514,13 @@ pub fn tail(log: &str) -> String {
     log[start..].to_owned()
 }
 
+/// Seconds since the Unix epoch, as pcap files count them.
+pub fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
 /// A running `tcpdump -w`, started in a host and stopped (flushed) on request.
 pub struct Capture {
     process: Option<Process>,
@@ -527,7 +534,17 @@ impl Capture {
         let file_arg = file.display().to_string();
         let process = host
             .spawn(&[
-                "tcpdump", "-i", iface, "-n", "-U", "-s", "2048", "-w", &file_arg, filter,
+                "tcpdump",
+                "--immediate-mode",
+                "-i",
+                iface,
+                "-n",
+                "-U",
+                "-s",
+                "2048",
+                "-w",
+                &file_arg,
+                filter,
             ])
             .expect("tcpdump starts");
         let start = Instant::now();
@@ -545,8 +562,9 @@ impl Capture {
         }
     }
 
-    /// Stops tcpdump with SIGINT (so it flushes) and returns the captured frames.
-    pub fn stop(mut self) -> Vec<Vec<u8>> {
+    /// Stops tcpdump with SIGINT (so it flushes) and returns the captured frames and what
+    /// tcpdump said.
+    pub fn stop(mut self) -> (Vec<(f64, Vec<u8>)>, String) {
         let mut process = self.process.take().expect("tcpdump runs");
         process.kill("INT").expect("SIGINT");
         let status = process
@@ -559,7 +577,8 @@ impl Capture {
         );
         let bytes = std::fs::read(&self.file)
             .unwrap_or_else(|e| panic!("reading {}: {e}", self.file.display()));
-        read_pcap(&bytes).unwrap_or_else(|e| panic!("{}: {e}", self.file.display()))
+        let frames = read_pcap(&bytes).unwrap_or_else(|e| panic!("{}: {e}", self.file.display()));
+        (frames, process.stderr())
     }
 }
 
@@ -571,14 +590,17 @@ impl Drop for Capture {
     }
 }
 
-/// The frames of a classic pcap file (microsecond or nanosecond, either byte order):
-/// a 24-byte global header, then per frame a 16-byte record header and the captured bytes.
-pub fn read_pcap(bytes: &[u8]) -> Result<Vec<Vec<u8>>, String> {
+/// The frames of a classic pcap file (microsecond or nanosecond, either byte order), each with
+/// its capture time in seconds since the Unix epoch: a 24-byte global header, then per frame a
+/// 16-byte record header (seconds, fraction, captured length, length) and the captured bytes.
+pub fn read_pcap(bytes: &[u8]) -> Result<Vec<(f64, Vec<u8>)>, String> {
     let header = bytes.get(..24).ok_or("shorter than a pcap header")?;
     let magic = [header[0], header[1], header[2], header[3]];
-    let little = match magic {
-        [0xd4, 0xc3, 0xb2, 0xa1] | [0x4d, 0x3c, 0xb2, 0xa1] => true,
-        [0xa1, 0xb2, 0xc3, 0xd4] | [0xa1, 0xb2, 0x3c, 0x4d] => false,
+    let (little, fraction) = match magic {
+        [0xd4, 0xc3, 0xb2, 0xa1] => (true, 1e-6),
+        [0x4d, 0x3c, 0xb2, 0xa1] => (true, 1e-9),
+        [0xa1, 0xb2, 0xc3, 0xd4] => (false, 1e-6),
+        [0xa1, 0xb2, 0x3c, 0x4d] => (false, 1e-9),
         other => return Err(format!("not a pcap file (magic {other:02x?})")),
     };
     let u32_at = |b: &[u8], at: usize| {
@@ -603,7 +625,8 @@ pub fn read_pcap(bytes: &[u8]) -> Result<Vec<Vec<u8>>, String> {
         let frame = bytes
             .get(at + 16..at + 16 + len)
             .ok_or("a frame is cut short")?;
-        frames.push(frame.to_vec());
+        let time = f64::from(u32_at(record, 0)) + f64::from(u32_at(record, 4)) * fraction;
+        frames.push((time, frame.to_vec()));
         at += 16 + len;
     }
     Ok(frames)

@@ -135,7 +135,8 @@ impl Agent {
             Message::Deny(_)
             | Message::InterestMatch(_)
             | Message::Replicate(_)
-            | Message::Heartbeat(_) => self.stats.unexpected_messages += 1,
+            | Message::Heartbeat(_)
+            | Message::Snapshot(_) => self.stats.unexpected_messages += 1,
         }
         self.refresh_gauges();
     }

@@ -6,13 +6,20 @@ use core::net::SocketAddr;
 use core::time::Duration;
 use std::collections::{BTreeMap, BTreeSet};
 
-use tether_proto::{FlowRecord, Heartbeat, MAX_REPLICATION_DATAGRAM, Replicate, Role, Timestamp};
+use tether_proto::{
+    FlowRecord, Heartbeat, MAX_REPLICATION_DATAGRAM, Replicate, Role, Snapshot, Timestamp,
+};
 
 use crate::config::ManagerConfig;
 
 /// Batches kept for resending to a peer that reports a gap; a peer further behind than this
 /// misses flows until they are renewed.
 const RESEND_BUFFER: usize = 4096;
+
+/// Snapshot parts sent to one peer per half heartbeat interval: about 2,500 parts (3.5 MB,
+/// some 60,000 IPv4 flows) a second with the default interval, so a large store does not
+/// overrun the receiver's socket buffer.
+const SNAPSHOT_BURST: usize = 128;
 
 /// What this manager knows about one peer.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -99,6 +106,30 @@ impl Inbound {
     }
 }
 
+/// A snapshot on its way to one peer.
+#[derive(Debug)]
+struct Outgoing {
+    id: u32,
+    base_seq: u64,
+    /// Every part, each within one datagram.
+    parts: Vec<Vec<FlowRecord>>,
+    /// Parts sent so far.
+    sent: usize,
+    /// When the next burst is due.
+    next_burst: Timestamp,
+    /// When the last part went out.
+    finished_at: Option<Timestamp>,
+}
+
+/// A snapshot being received.
+#[derive(Debug)]
+struct Incoming {
+    from: SocketAddr,
+    id: u32,
+    parts: u32,
+    received: BTreeSet<u32>,
+}
+
 /// What a heartbeat or a timer changed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Transition {
@@ -108,6 +139,9 @@ pub(crate) enum Transition {
     Started,
     /// This manager became active in place of a dead active peer: cancel and re-announce.
     TakeOver,
+    /// This manager, ready after pulling the flow store, took the active role back from a
+    /// live, worse peer: announce and install its fixed affinities over the peer's.
+    Reclaim,
     /// A better peer is live: stop placing flows.
     Demoted,
 }
@@ -129,6 +163,12 @@ pub(crate) struct Failover {
     last_seq: u64,
     sent: BTreeMap<u64, (Timestamp, Replicate)>,
     inbound: BTreeMap<SocketAddr, Inbound>,
+    /// Snapshots being sent, by peer.
+    outgoing: BTreeMap<SocketAddr, Outgoing>,
+    /// Id of the next snapshot this manager sends.
+    next_snapshot: u32,
+    /// The snapshot being received while not ready.
+    incoming: Option<Incoming>,
     /// The status fields this module keeps (role and counters).
     pub(crate) status: FailoverStatus,
 }
@@ -166,9 +206,13 @@ impl Failover {
             last_seq: 0,
             sent: BTreeMap::new(),
             inbound: BTreeMap::new(),
+            outgoing: BTreeMap::new(),
+            next_snapshot: 1,
+            incoming: None,
             status: FailoverStatus {
                 role: Role::Standby,
-                ready: true,
+                // Alone, there is no store to pull; with peers, until one is known to hold it.
+                ready: config.peers.is_empty(),
                 detected_at: None,
                 took_over_at: None,
                 detection: None,
@@ -198,6 +242,19 @@ impl Failover {
         self.status.role
     }
 
+    /// Whether this manager holds the flow store (see [`FailoverStatus::ready`]).
+    pub(crate) fn ready(&self) -> bool {
+        self.status.ready
+    }
+
+    /// Sends the next heartbeats at `now` rather than an interval later: peers learn a change
+    /// of role or readiness at once.
+    pub(crate) fn expedite_heartbeat(&mut self, now: Timestamp) {
+        if let Some(due) = &mut self.next_heartbeat {
+            *due = (*due).min(now);
+        }
+    }
+
     /// Whether `addr` is a configured peer.
     pub(crate) fn is_peer(&self, addr: SocketAddr) -> bool {
         self.peers.iter().any(|p| p.addr == addr)
@@ -220,7 +277,137 @@ impl Failover {
             .iter()
             .filter(|p| p.live)
             .map(|p| p.last_heard.unwrap_or(self.started) + self.window);
-        deaths.chain(self.next_heartbeat).min()
+        let bursts = self
+            .outgoing
+            .values()
+            .filter(|o| o.sent < o.parts.len())
+            .map(|o| o.next_burst);
+        deaths.chain(self.next_heartbeat).chain(bursts).min()
+    }
+
+    /// Whether to send `peer`, which said it is not ready, a snapshot now: none is on its way,
+    /// or the last one went out completely two intervals ago and the peer is still not ready
+    /// (a part was lost).
+    pub(crate) fn snapshot_wanted(&self, now: Timestamp, peer: SocketAddr) -> bool {
+        self.status.role == Role::Active
+            && self.outgoing.get(&peer).is_none_or(|o| {
+                o.finished_at
+                    .is_some_and(|at| at + self.interval * 2 <= now)
+            })
+    }
+
+    /// Starts sending `records` (the whole store) to `peer` as a new snapshot. Pending records
+    /// go into batches first, so the snapshot's base covers them.
+    pub(crate) fn start_snapshot(
+        &mut self,
+        now: Timestamp,
+        peer: SocketAddr,
+        records: Vec<FlowRecord>,
+    ) -> Vec<(SocketAddr, Replicate)> {
+        let batches = self.batches(now);
+        let mut parts = Vec::new();
+        let mut records = records.into_iter().peekable();
+        loop {
+            let mut size = Snapshot::OVERHEAD;
+            let mut part = Vec::new();
+            while let Some(r) = records
+                .next_if(|r| part.is_empty() || size + r.encoded_len() <= MAX_REPLICATION_DATAGRAM)
+            {
+                size += r.encoded_len();
+                part.push(r);
+            }
+            parts.push(part);
+            if records.peek().is_none() {
+                break;
+            }
+        }
+        let id = self.next_snapshot;
+        self.next_snapshot = self.next_snapshot.wrapping_add(1);
+        self.status.snapshots_sent += 1;
+        self.outgoing.insert(
+            peer,
+            Outgoing {
+                id,
+                base_seq: self.last_seq,
+                parts,
+                sent: 0,
+                next_burst: now,
+                finished_at: None,
+            },
+        );
+        batches
+    }
+
+    /// Snapshot parts due at `now`, a burst per peer.
+    pub(crate) fn snapshot_parts(&mut self, now: Timestamp) -> Vec<(SocketAddr, Snapshot)> {
+        let mut out = Vec::new();
+        for (&peer, o) in &mut self.outgoing {
+            if o.sent == o.parts.len() || o.next_burst > now {
+                continue;
+            }
+            let end = (o.sent + SNAPSHOT_BURST).min(o.parts.len());
+            let parts = u32::try_from(o.parts.len()).unwrap_or(u32::MAX);
+            for i in o.sent..end {
+                out.push((
+                    peer,
+                    Snapshot {
+                        id: o.id,
+                        base_seq: o.base_seq,
+                        part: u32::try_from(i + 1).unwrap_or(u32::MAX),
+                        parts,
+                        flows: std::mem::take(&mut o.parts[i]),
+                    },
+                ));
+            }
+            o.sent = end;
+            o.next_burst = now + self.interval / 2;
+            if o.sent == o.parts.len() {
+                o.finished_at = Some(now);
+            }
+        }
+        out
+    }
+
+    /// Records a snapshot part from `from`; whether its records are to be stored, and whether
+    /// it completed the snapshot (the manager is then ready, and follows `from`'s stream after
+    /// the snapshot's base).
+    pub(crate) fn on_snapshot(
+        &mut self,
+        now: Timestamp,
+        from: SocketAddr,
+        s: &Snapshot,
+    ) -> (bool, bool) {
+        if self.status.ready || s.part == 0 || s.part > s.parts {
+            return (false, false);
+        }
+        let incoming = match &mut self.incoming {
+            Some(i) if i.from == from && i.id == s.id && i.parts == s.parts => i,
+            slot => slot.insert(Incoming {
+                from,
+                id: s.id,
+                parts: s.parts,
+                received: BTreeSet::new(),
+            }),
+        };
+        if !incoming.received.insert(s.part) {
+            return (false, false);
+        }
+        if incoming.received.len() < s.parts as usize {
+            return (true, false);
+        }
+        self.incoming = None;
+        let inbound = self.inbound.entry(from).or_default();
+        if inbound.contiguous < s.base_seq {
+            inbound.contiguous = s.base_seq;
+            inbound.above = inbound.above.split_off(&(s.base_seq + 1));
+            while inbound.above.remove(&(inbound.contiguous + 1)) {
+                inbound.contiguous += 1;
+            }
+        }
+        self.status.ready = true;
+        self.status.snapshots_received += 1;
+        self.expedite_heartbeat(now);
+        (true, true)
     }
 
     /// Heartbeats due at `now`, one per peer.
@@ -238,7 +425,7 @@ impl Failover {
                     .active_peer()
                     .map_or(0, |p| self.inbound.get(&p.addr).map_or(0, |i| i.contiguous)),
             },
-            ready: true,
+            ready: self.status.ready,
         };
         self.peers.iter().map(|p| (p.addr, heartbeat)).collect()
     }
@@ -298,6 +485,9 @@ impl Failover {
         peer.backup_precedence = Some(h.backup_precedence);
         peer.role = h.role;
         peer.ready = h.ready;
+        if h.ready {
+            self.outgoing.remove(&from);
+        }
         if h.role == Role::Active {
             self.saw_active_peer = true;
             self.active_heard = Some(self.active_heard.map_or(now, |t| t.max(now)));
@@ -351,18 +541,59 @@ impl Failover {
                 p.live = false;
             }
         }
+        let dead: Vec<SocketAddr> = self
+            .peers
+            .iter()
+            .filter(|p| !p.live)
+            .map(|p| p.addr)
+            .collect();
+        for addr in dead {
+            self.outgoing.remove(&addr);
+        }
         self.refresh_lag();
+        let heard_all = self
+            .peers
+            .iter()
+            .all(|p| !p.live || p.backup_precedence.is_some());
+        let active_peer = self.active_peer().is_some();
+        if !self.status.ready && heard_all && !active_peer {
+            // No live peer is active, so no one holds flows to pull.
+            self.status.ready = true;
+            self.expedite_heartbeat(now);
+        }
         let me = (self.precedence, self.addr);
-        // A live peer blocks us if it is ready and better, or if we have not heard it yet.
-        let best = self.peers.iter().all(|p| {
-            !p.live
-                || p.backup_precedence
-                    .is_some_and(|prec| !p.ready || (prec, p.addr) > me)
-        });
+        let (role, ready) = (self.status.role, self.status.ready);
+        let blocks = |p: &PeerStatus| {
+            if !p.live {
+                return false;
+            }
+            let Some(precedence) = p.backup_precedence else {
+                // Unheard: it may be better, so a standby waits.
+                return role == Role::Standby;
+            };
+            let better = (precedence, p.addr) < me;
+            match (role, better) {
+                // An active manager yields only to a better manager that holds the store.
+                (Role::Active, _) => better && p.ready,
+                // A better peer that is not ready is either pulling the store from the active
+                // one (then it does not count yet) or starting like us (then it soon will).
+                (Role::Standby, true) => p.ready || !active_peer,
+                // While this manager pulls the store, the worse active peer stays.
+                (Role::Standby, false) => p.ready && !ready,
+            }
+        };
+        let best = !self.peers.iter().any(blocks);
         match (self.status.role, best) {
             (Role::Standby, true) => {
                 self.status.role = Role::Active;
-                if self.saw_active_peer {
+                // An active manager holds the store, whatever it could pull.
+                self.status.ready = true;
+                self.incoming = None;
+                self.expedite_heartbeat(now);
+                if active_peer {
+                    self.status.reclaims += 1;
+                    Transition::Reclaim
+                } else if self.saw_active_peer {
                     self.status.detected_at = Some(now);
                     self.status.detection = self.active_heard.map(|t| now.saturating_since(t));
                     self.status.took_over_at = None;
@@ -375,6 +606,8 @@ impl Failover {
             }
             (Role::Active, false) => {
                 self.status.role = Role::Standby;
+                self.outgoing.clear();
+                self.expedite_heartbeat(now);
                 Transition::Demoted
             }
             _ => Transition::None,

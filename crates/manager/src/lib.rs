@@ -196,6 +196,9 @@ impl Manager {
             Message::Replicate(r) if self.failover.is_peer(from) => {
                 self.on_replicate(now, from, r);
             }
+            Message::Snapshot(s) if self.failover.is_peer(from) => {
+                self.on_snapshot(now, from, &s);
+            }
             Message::InterestMatch(_) if self.failover.role() == Role::Standby => {
                 // A standby places nothing: the agent's SYN is retransmitted and reaches the
                 // active manager, or this one once it has taken over.
@@ -207,7 +210,8 @@ impl Manager {
             | Message::FixedUpdate(_)
             | Message::IpPacketOnly(_)
             | Message::Replicate(_)
-            | Message::Heartbeat(_) => {
+            | Message::Heartbeat(_)
+            | Message::Snapshot(_) => {
                 self.counters.dropped.unexpected_message += 1;
             }
         }
@@ -221,7 +225,11 @@ impl Manager {
         if self.reannounce_at.is_some_and(|t| t <= now) {
             self.takeover_round(now);
         }
-        self.counters.wildcard_updates_sent += self.announcer.poll(now, &mut self.outbox);
+        // A manager pulling the flow store announces nothing: its wildcards would draw flows it
+        // cannot serve yet.
+        if self.failover.ready() {
+            self.counters.wildcard_updates_sent += self.announcer.poll(now, &mut self.outbox);
+        }
         while let Some((_, flow)) = self.flows.pop_expired(now) {
             if flow.closing_since.is_none() {
                 self.services[flow.service].active[flow.backend] -= 1;
@@ -234,7 +242,9 @@ impl Manager {
     /// When [`Manager::handle_timeout`] should next be called.
     pub fn poll_timeout(&self) -> Option<Timestamp> {
         [
-            self.announcer.next_refresh(),
+            self.announcer
+                .next_refresh()
+                .filter(|_| self.failover.ready()),
             self.flows.next_deadline(),
             self.failover.next_deadline(),
             self.reannounce_at,
@@ -478,15 +488,38 @@ impl Manager {
         direction: Direction,
         packet: Option<Vec<u8>>,
     ) {
-        let Some(flow) = self.flows.get(&forward) else {
+        if self
+            .flows
+            .get(&forward)
+            .is_some_and(|f| self.services[f.service].admin[f.backend] == AdminState::Disabled)
+        {
+            self.counters.dropped.backend_disabled += 1;
+        }
+        let Some(updates) = self.fixed_updates(forward, direction, packet) else {
             return;
         };
+        for update in updates {
+            self.queue_fixed(to, update);
+        }
+        self.flows.fixed_sent(now, &forward);
+        self.replicate(now, &forward);
+        self.served(now);
+    }
+
+    /// The fixed updates that carry the stored decision for a flow (the return one first), or
+    /// `None` for an unknown flow or one whose backend is disabled.
+    fn fixed_updates(
+        &self,
+        forward: AffinityKey,
+        direction: Direction,
+        packet: Option<Vec<u8>>,
+    ) -> Option<Vec<FixedUpdate>> {
+        let flow = self.flows.get(&forward)?;
         let svc = &self.services[flow.service];
         if svc.admin[flow.backend] == AdminState::Disabled {
-            self.counters.dropped.backend_disabled += 1;
-            return;
+            return None;
         }
-        let updates = match (direction, flow.return_key) {
+        Some(match (direction, flow.return_key) {
             (Direction::Return, Some(r)) => {
                 vec![self.stamp.return_fixed(&svc.config, r, packet)]
             }
@@ -497,13 +530,7 @@ impl Manager {
                     .stamp
                     .forward_fixed(&svc.config, flow.backend, forward, packet)])
                 .collect(),
-        };
-        for update in updates {
-            self.queue_fixed(to, update);
-        }
-        self.flows.fixed_sent(now, &forward);
-        self.replicate(now, &forward);
-        self.served(now);
+        })
     }
 
     /// A notification without packet: FIN or RST closes the flow; anything else renews it.

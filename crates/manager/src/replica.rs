@@ -4,10 +4,10 @@
 use core::net::SocketAddr;
 use core::time::Duration;
 
-use tether_proto::{FlowRecord, Heartbeat, Message, Replicate, Role, Timestamp};
+use tether_proto::{FlowRecord, Heartbeat, Message, Replicate, Role, Snapshot, Timestamp};
 use tether_wire::AffinityKey;
 
-use crate::Manager;
+use crate::{Direction, Manager};
 
 /// Rounds of a takeover, a heartbeat interval apart; each announces this manager's wildcards.
 const TAKEOVER_ROUNDS: u8 = 5;
@@ -31,7 +31,32 @@ impl Manager {
             // wildcards at the agents: announce them again now rather than at the next refresh.
             self.announcer.expedite(now);
         }
+        if !h.ready && h.role == Role::Standby && self.failover.snapshot_wanted(now, from) {
+            // The peer has just started and pulls the flow store.
+            let records = self
+                .flows
+                .iter()
+                .filter_map(|(key, _)| self.record_of(now, key))
+                .collect();
+            for (to, batch) in self.failover.start_snapshot(now, from, records) {
+                self.outbox.push_back((to, Message::Replicate(batch)));
+            }
+        }
         self.act(now, transition);
+    }
+
+    /// A part of the active peer's flow store, while this manager pulls it.
+    pub(crate) fn on_snapshot(&mut self, now: Timestamp, from: SocketAddr, s: &Snapshot) {
+        let (store, complete) = self.failover.on_snapshot(now, from, s);
+        if store {
+            for record in &s.flows {
+                self.store_record(now, record);
+            }
+        }
+        if complete {
+            let transition = self.failover.on_timeout(now);
+            self.act(now, transition);
+        }
     }
 
     /// A replication batch from a configured peer: new records go into the flow store.
@@ -127,12 +152,43 @@ impl Manager {
         for (to, batch) in self.failover.batches(now) {
             self.outbox.push_back((to, Message::Replicate(batch)));
         }
+        for (to, part) in self.failover.snapshot_parts(now) {
+            self.outbox.push_back((to, Message::Snapshot(part)));
+        }
     }
 
     /// Acts on a role change.
     pub(crate) fn act(&mut self, now: Timestamp, transition: Transition) {
-        if transition == Transition::TakeOver {
-            self.take_over(now);
+        match transition {
+            Transition::TakeOver => self.take_over(now),
+            Transition::Reclaim => self.reclaim(now),
+            Transition::None | Transition::Started | Transition::Demoted => {}
+        }
+    }
+
+    /// Takes the active role back from a live, worse peer: announces this manager's wildcards
+    /// at once and installs the fixed affinity of every stored flow at every agent. Agents
+    /// prefer them to the peer's copies (better precedence), so every flow's packets and
+    /// notices come here from now on; the peer's copies expire unused. Nothing is cancelled,
+    /// so no flow waits for a manager round trip.
+    fn reclaim(&mut self, now: Timestamp) {
+        self.announcer.expedite(now);
+        // Wildcards first: an agent accepts a fixed affinity only under one of ours.
+        self.counters.wildcard_updates_sent += self.announcer.poll(now, &mut self.outbox);
+        let keys: Vec<AffinityKey> = self.flows.iter().map(|(key, _)| *key).collect();
+        for key in keys {
+            let Some(updates) = self.fixed_updates(key, Direction::Forward, None) else {
+                continue;
+            };
+            for update in updates {
+                for &target in self.announcer.targets() {
+                    self.outbox
+                        .push_back((target, Message::FixedUpdate(update.clone())));
+                    self.counters.fixed_updates_sent += 1;
+                }
+            }
+            self.flows.fixed_sent(now, &key);
+            self.replicate(now, &key);
         }
     }
 

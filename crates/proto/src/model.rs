@@ -28,6 +28,9 @@ pub enum MessageType {
     Replicate = 7,
     /// Manager to manager: liveness, role and replication progress.
     Heartbeat = 8,
+    /// Manager to manager: one part of the active manager's whole flow store, for a peer that
+    /// returns.
+    Snapshot = 9,
 }
 
 impl MessageType {
@@ -42,6 +45,7 @@ impl MessageType {
             6 => Self::IpPacketOnly,
             7 => Self::Replicate,
             8 => Self::Heartbeat,
+            9 => Self::Snapshot,
             _ => return None,
         })
     }
@@ -57,6 +61,7 @@ impl MessageType {
             Self::IpPacketOnly => "IP packet only",
             Self::Replicate => "replicate",
             Self::Heartbeat => "heartbeat",
+            Self::Snapshot => "snapshot",
         }
     }
 }
@@ -105,6 +110,8 @@ pub enum SegmentType {
     Replication = 16,
     /// Heartbeat of a manager to its peers.
     Heartbeat = 17,
+    /// Part of a flow store snapshot.
+    Snapshot = 18,
 }
 
 impl SegmentType {
@@ -128,6 +135,7 @@ impl SegmentType {
             15 => Self::IpPacket,
             16 => Self::Replication,
             17 => Self::Heartbeat,
+            18 => Self::Snapshot,
             _ => return None,
         })
     }
@@ -152,6 +160,7 @@ impl SegmentType {
             Self::IpPacket => "IP packet",
             Self::Replication => "replication",
             Self::Heartbeat => "heartbeat",
+            Self::Snapshot => "snapshot",
         }
     }
 }
@@ -480,6 +489,8 @@ pub enum Message {
     Replicate(Replicate),
     /// Heartbeat, manager to manager.
     Heartbeat(Heartbeat),
+    /// Part of the active manager's flow store, to a returning peer.
+    Snapshot(Snapshot),
 }
 
 impl Message {
@@ -496,6 +507,7 @@ impl Message {
             Self::IpPacketOnly(_) => MessageType::IpPacketOnly,
             Self::Replicate(_) => MessageType::Replicate,
             Self::Heartbeat(_) => MessageType::Heartbeat,
+            Self::Snapshot(_) => MessageType::Snapshot,
         }
     }
 }
@@ -509,7 +521,9 @@ impl Message {
             Self::FixedUpdate(m) => Some(&m.envelope),
             Self::Deny(m) => Some(&m.envelope),
             Self::InterestMatch(m) => Some(&m.envelope),
-            Self::IpPacketOnly(_) | Self::Replicate(_) | Self::Heartbeat(_) => None,
+            Self::IpPacketOnly(_) | Self::Replicate(_) | Self::Heartbeat(_) | Self::Snapshot(_) => {
+                None
+            }
         }
     }
 }
@@ -562,6 +576,29 @@ impl Replicate {
     /// Bytes of a sealed replicate message carrying no flows: header, security segment,
     /// replication segment header, sequence and count.
     pub const OVERHEAD: usize = 6 + 6 + 45 + 6 + 8 + 2;
+}
+
+/// Snapshot (message type 9): one part of the active manager's whole flow store, sent to a
+/// peer whose heartbeats say it is not ready (it has just started, and pulls the store).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Snapshot {
+    /// Which snapshot of the sender's this part belongs to (a new one per request).
+    pub id: u32,
+    /// The sender's replication stream sequence when the snapshot was taken: it holds every
+    /// batch up to this one, and the receiver follows the stream from the next.
+    pub base_seq: u64,
+    /// This part's number, 1 to `parts`.
+    pub part: u32,
+    /// How many parts the snapshot has (at least 1; an empty store is one empty part).
+    pub parts: u32,
+    /// The flows of this part.
+    pub flows: Vec<FlowRecord>,
+}
+
+impl Snapshot {
+    /// Bytes of a sealed snapshot message carrying no flows: header, security segment,
+    /// snapshot segment header, id, base sequence, part, parts and count.
+    pub const OVERHEAD: usize = 6 + 6 + 45 + 6 + 4 + 8 + 4 + 4 + 2;
 }
 
 /// A manager's role among its peers.

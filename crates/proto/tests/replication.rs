@@ -45,6 +45,16 @@ proptest! {
     }
 
     #[test]
+    fn a_sealed_snapshot_has_the_size_its_records_announce(m in common::snapshot()) {
+        let expected = Snapshot::OVERHEAD
+            + m.flows.iter().map(FlowRecord::encoded_len).sum::<usize>();
+        let message = Message::Snapshot(m);
+        let sealed = Codec::new(auth(), 0).seal(&message);
+        prop_assert_eq!(sealed.len(), expected);
+        prop_assert_eq!(Codec::new(auth(), 0).open(peer(), &sealed), Ok(message));
+    }
+
+    #[test]
     fn a_sealed_heartbeat_opens_and_a_forged_one_does_not(h in common::heartbeat()) {
         let message = Message::Heartbeat(h);
         let sealed = Codec::new(auth(), 0).seal(&message);

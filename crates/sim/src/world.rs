@@ -181,6 +181,23 @@ impl World {
         self.managers[id.0].alive = false;
     }
 
+    /// Starts a killed manager again from nothing, as a restarted process: a new state machine
+    /// from `config` (at the same address), whose outgoing sequence numbers start after the
+    /// virtual time in nanoseconds, as a runtime derives them from its clock.
+    pub fn restart_manager(
+        &mut self,
+        id: ManagerId,
+        mut config: ManagerConfig,
+    ) -> Result<(), ConfigError> {
+        let node = &mut self.managers[id.0];
+        assert_eq!(config.addr, node.addr, "a restarted manager keeps its address");
+        let nanos = self.now.saturating_since(Timestamp::ZERO).as_nanos();
+        config.initial_sequence = u64::try_from(nanos).unwrap_or(u64::MAX);
+        node.sm = Manager::new(config, self.now)?;
+        node.alive = true;
+        Ok(())
+    }
+
     fn next_event(&self) -> Option<Timestamp> {
         let timers = self
             .managers

@@ -9,7 +9,7 @@ use core::time::Duration;
 use std::collections::BTreeMap;
 
 use common::*;
-use tether_manager::SchedulerKind;
+use tether_manager::{ManagerConfig, SchedulerKind};
 use tether_proto::Role;
 use tether_sim::{AgentId, Faults, ManagerId, World};
 use tether_wire::AffinityKey;
@@ -20,11 +20,9 @@ const BACKUP2: &str = "10.0.0.4:7000";
 /// heartbeat interval the death may fall into.
 const DETECTION_BOUND: Duration = Duration::from_millis(350);
 
-/// Managers at `addrs` with backup precedences 1, 2, ..., each the peer of all others.
-fn cluster(seed: u64, faults: Faults, addrs: &[&str]) -> (World, Vec<ManagerId>, [AgentId; 2]) {
-    // The first announcements go out on a clean network: a lost one leaves an agent with only
-    // the backup's wildcard until the next refresh, which is a different story from failover.
-    let mut world = World::new(seed, Faults::default());
+/// The configurations of managers at `addrs` with backup precedences 1, 2, ..., each the peer
+/// of all others.
+fn configs(addrs: &[&str]) -> Vec<ManagerConfig> {
     let services = vec![service(
         "web",
         VIP4,
@@ -33,7 +31,7 @@ fn cluster(seed: u64, faults: Faults, addrs: &[&str]) -> (World, Vec<ManagerId>,
         // backend, so keeping it proves the replicated store is used.
         SchedulerKind::WeightedRoundRobin,
     )];
-    let managers = addrs
+    addrs
         .iter()
         .enumerate()
         .map(|(i, addr)| {
@@ -42,8 +40,19 @@ fn cluster(seed: u64, faults: Faults, addrs: &[&str]) -> (World, Vec<ManagerId>,
             config.addr = sa(addr);
             config.backup_precedence = u16::try_from(i + 1).expect("few managers");
             config.peers = addrs.iter().filter(|a| *a != addr).map(|a| sa(a)).collect();
-            world.add_manager(config).expect("valid manager config")
+            config
         })
+        .collect()
+}
+
+/// Managers at `addrs` (see [`configs`]) and two agents, settled.
+fn cluster(seed: u64, faults: Faults, addrs: &[&str]) -> (World, Vec<ManagerId>, [AgentId; 2]) {
+    // The first announcements go out on a clean network: a lost one leaves an agent with only
+    // the backup's wildcard until the next refresh, which is a different story from failover.
+    let mut world = World::new(seed, Faults::default());
+    let managers = configs(addrs)
+        .into_iter()
+        .map(|config| world.add_manager(config).expect("valid manager config"))
         .collect();
     let a1 = world.add_agent(sa(AGENT1), agent_config("agent-1", AGENT1), &[sa(GROUP)]);
     let a2 = world.add_agent(sa(AGENT2), agent_config("agent-2", AGENT2), &[sa(GROUP)]);

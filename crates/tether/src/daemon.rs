@@ -30,10 +30,9 @@ impl Node for Daemon {
             node: self.node.clone(),
             version: env!("CARGO_PKG_VERSION").into(),
             roles: self.roles.clone(),
-            manager: self
-                .manager
-                .as_ref()
-                .map(|(driver, backup)| ManagerReport::new(&driver.status(), *backup)),
+            manager: self.manager.as_ref().map(|(driver, backup)| {
+                ManagerReport::new(&driver.status(), *backup, driver.now())
+            }),
             agent: self.agent.as_ref().map(|a| {
                 a.snapshots()
                     .iter()

@@ -1,14 +1,18 @@
 //! The status document of `GET /status`: what `tether status` reads and renders.
 
-use core::net::IpAddr;
+use core::net::{IpAddr, SocketAddr};
+use core::time::Duration;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use tether_manager::{AdminState, Drops, ForwardingMode, ManagerStatus, Protocol, SchedulerKind};
+use tether_manager::{
+    AdminState, Drops, FailoverStatus, ForwardingMode, ManagerStatus, Protocol, SchedulerKind,
+};
+use tether_proto::{Role, Timestamp};
 use tether_runtime::agent_worker::AgentSnapshot;
 
 /// A node's status.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct StatusReport {
     /// Node name.
     pub node: String,
@@ -23,9 +27,10 @@ pub struct StatusReport {
 }
 
 /// The manager role.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ManagerReport {
-    /// `primary` (backup precedence 0) or `backup`.
+    /// `primary` (backup precedence 0) or `backup`: the configured role; `failover.role` says
+    /// whether it places flows now.
     pub role: String,
     /// Backup precedence of its affinities.
     pub backup_precedence: u16,
@@ -39,6 +44,64 @@ pub struct ManagerReport {
     pub counters: ManagerCounters,
     /// Affinity update-denies received, by agent address.
     pub denies: BTreeMap<String, u64>,
+    /// Role among the peer managers, detection and takeover, replication.
+    pub failover: FailoverReport,
+}
+
+/// The manager's failover state (`docs/failover.md`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct FailoverReport {
+    /// `active` (places flows) or `standby` (stores the active peer's flows).
+    pub role: String,
+    /// Whether it holds the flow store and may become active.
+    pub ready: bool,
+    /// Times it took over from a dead active peer.
+    pub takeovers: u64,
+    /// Times it took the active role back from a worse peer after pulling the flow store.
+    pub reclaims: u64,
+    /// Last takeover: milliseconds from the last heartbeat of the failed peer to its detection.
+    pub detection_ms: Option<f64>,
+    /// Last takeover: milliseconds from the detection to the first existing flow served.
+    pub takeover_ms: Option<f64>,
+    /// Milliseconds since it last found its active peer dead.
+    pub detected_ms_ago: Option<f64>,
+    /// Flow records sent to peers.
+    pub records_sent: u64,
+    /// Flow records received and stored.
+    pub records_stored: u64,
+    /// Flow records refused (no wildcard covers the key, or unknown service or backend).
+    pub records_refused: u64,
+    /// Flow records naming another backend than the one held here.
+    pub records_conflicting: u64,
+    /// Replication batches that arrived after a later one.
+    pub gaps: u64,
+    /// Replication batches sent again to a peer that reported a gap.
+    pub batches_resent: u64,
+    /// Full flow stores sent to returning peers.
+    pub snapshots_sent: u64,
+    /// Full flow stores received from the active peer.
+    pub snapshots_received: u64,
+    /// The configured peers, in configuration order.
+    pub peers: Vec<PeerReport>,
+}
+
+/// A peer manager.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PeerReport {
+    /// Its service-message address.
+    pub address: SocketAddr,
+    /// Whether its heartbeats arrive in time.
+    pub live: bool,
+    /// Milliseconds since its last heartbeat arrived; null if never heard.
+    pub last_heard_ms_ago: Option<f64>,
+    /// Its backup precedence, once heard.
+    pub backup_precedence: Option<u16>,
+    /// The role it last claimed: `active` or `standby`.
+    pub role: String,
+    /// Whether it said it holds the flow store.
+    pub ready: bool,
+    /// Replication batches it is behind.
+    pub lag: u64,
 }
 
 /// A virtual service.
@@ -146,8 +209,9 @@ pub struct AgentReport {
 }
 
 impl ManagerReport {
-    /// The report of a manager with `backup_precedence`.
-    pub fn new(status: &ManagerStatus, backup_precedence: u16) -> Self {
+    /// The report of a manager with `backup_precedence`, whose timestamps are set against `now`
+    /// (the driver's clock).
+    pub fn new(status: &ManagerStatus, backup_precedence: u16, now: Timestamp) -> Self {
         let c = &status.counters;
         Self {
             role: if backup_precedence == 0 {
@@ -202,7 +266,58 @@ impl ManagerReport {
                 .iter()
                 .map(|d| (d.agent.to_string(), d.count))
                 .collect(),
+            failover: FailoverReport::new(&status.failover, now),
         }
+    }
+}
+
+impl FailoverReport {
+    /// The report of `f`, whose timestamps are set against `now`.
+    pub fn new(f: &FailoverStatus, now: Timestamp) -> Self {
+        let ago = |at: Option<Timestamp>| at.map(|at| millis(now.saturating_since(at)));
+        Self {
+            role: role_name(f.role).into(),
+            ready: f.ready,
+            takeovers: f.takeovers,
+            reclaims: f.reclaims,
+            detection_ms: f.detection.map(millis),
+            takeover_ms: f.takeover.map(millis),
+            detected_ms_ago: ago(f.detected_at),
+            records_sent: f.records_sent,
+            records_stored: f.records_stored,
+            records_refused: f.records_refused,
+            records_conflicting: f.records_conflicting,
+            gaps: f.gaps,
+            batches_resent: f.batches_resent,
+            snapshots_sent: f.snapshots_sent,
+            snapshots_received: f.snapshots_received,
+            peers: f
+                .peers
+                .iter()
+                .map(|p| PeerReport {
+                    address: p.addr,
+                    live: p.live,
+                    last_heard_ms_ago: ago(p.last_heard),
+                    backup_precedence: p.backup_precedence,
+                    role: role_name(p.role).into(),
+                    ready: p.ready,
+                    lag: p.lag,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// A duration in milliseconds, with the fraction.
+fn millis(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// A failover role as the status spells it.
+pub fn role_name(r: Role) -> &'static str {
+    match r {
+        Role::Active => "active",
+        Role::Standby => "standby",
     }
 }
 

@@ -3,7 +3,7 @@
 use core::fmt::Write;
 use std::collections::BTreeMap;
 
-use crate::report::{AgentReport, ManagerReport, StatusReport};
+use crate::report::{AgentReport, FailoverReport, ManagerReport, StatusReport};
 
 /// A text table: a header row and rows, numbers right-aligned.
 struct Table {
@@ -160,6 +160,38 @@ fn manager_tables(m: &ManagerReport, out: &mut String) {
     labelled_rows(&mut counters, "denies from", &m.denies);
     out.push('\n');
     counters.render(out);
+    if !m.failover.peers.is_empty() {
+        failover_block(&m.failover, out);
+    }
+}
+
+fn failover_block(f: &FailoverReport, out: &mut String) {
+    let ms = |v: Option<f64>| v.map_or_else(|| "-".into(), |ms| format!("{ms:.1} ms"));
+    let _ = writeln!(
+        out,
+        "\nFAILOVER  {}{}, takeovers {}, reclaims {}, last detection {}, last takeover {}",
+        f.role,
+        if f.ready { "" } else { " (not ready)" },
+        f.takeovers,
+        f.reclaims,
+        ms(f.detection_ms),
+        ms(f.takeover_ms),
+    );
+    let mut peers = Table::new(&["PEER", "LIVE", "ROLE", "PRECEDENCE", "HEARD", "LAG"]);
+    for p in &f.peers {
+        peers.row(vec![
+            p.address.to_string(),
+            if p.live { "yes" } else { "no" }.into(),
+            format!("{}{}", p.role, if p.ready { "" } else { " (not ready)" }),
+            p.backup_precedence
+                .map_or_else(|| "-".into(), |b| b.to_string()),
+            p.last_heard_ms_ago
+                .map_or_else(|| "never".into(), |ms| format!("{ms:.0} ms ago")),
+            p.lag.to_string(),
+        ]);
+    }
+    out.push('\n');
+    peers.render(out);
 }
 
 fn agent_tables(a: &AgentReport, out: &mut String) {

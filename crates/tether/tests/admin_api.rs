@@ -85,6 +85,11 @@ async fn status_answers_the_nodes_report_as_json() {
         "draining"
     );
     assert_eq!(raw["agent"]["drops"]["truncated_tcp"], 3);
+    let failover = &raw["manager"]["failover"];
+    assert_eq!(failover["role"], "active");
+    assert_eq!(failover["detection_ms"], 212.5);
+    assert_eq!(failover["peers"][0]["address"], "10.0.0.2:7500");
+    assert_eq!(failover["peers"][0]["live"], false);
 }
 
 #[tokio::test]
@@ -115,6 +120,23 @@ async fn metrics_name_every_family_with_units_and_labels() {
         "tether_backend_healthy{service=\"web\",backend=\"web1\"} 1",
         "tether_backend_active_flows{service=\"web\",backend=\"web2\"} 15",
         "tether_backend_admin_state{service=\"web\",backend=\"web2\",state=\"draining\"} 1",
+        "tether_manager_active 1",
+        "tether_manager_ready 1",
+        "tether_manager_takeovers_total 1",
+        "tether_manager_reclaims_total 0",
+        "tether_manager_last_detection_seconds 0.2125",
+        "tether_manager_last_takeover_seconds 0.04825",
+        "tether_manager_replication_records_total{outcome=\"sent\"} 40",
+        "tether_manager_replication_records_total{outcome=\"stored\"} 310",
+        "tether_manager_replication_records_total{outcome=\"refused\"} 2",
+        "tether_manager_replication_records_total{outcome=\"conflicting\"} 1",
+        "tether_manager_replication_gaps_total 3",
+        "tether_manager_replication_resent_batches_total 4",
+        "tether_manager_snapshots_total{direction=\"sent\"} 0",
+        "tether_manager_snapshots_total{direction=\"received\"} 1",
+        "tether_manager_peer_live{peer=\"10.0.0.2:7500\"} 0",
+        "tether_manager_peer_live{peer=\"10.0.0.3:7500\"} 1",
+        "tether_manager_peer_lag_batches{peer=\"10.0.0.2:7500\"} 7",
         "# EOF",
     ] {
         assert!(

@@ -4,6 +4,7 @@
     reason = "test code: a failed unwrap is a failed test"
 )]
 
+use core::time::Duration;
 use std::path::{Path, PathBuf};
 
 use tether::config::{self, ConfigErrors};
@@ -377,6 +378,133 @@ fn ttls_are_whole_seconds() {
         "[manager]\nwildcard_ttl = \"1500ms\"",
         "manager.wildcard_ttl",
         "whole number of seconds",
+    );
+}
+
+#[test]
+fn failover_settings_reach_the_manager() {
+    let text = BASE.replacen(
+        "[manager]",
+        "[manager]\npeers = [\"10.0.0.2:7401\", \"10.0.0.3:7401\"]\nheartbeat_interval = \"50ms\"\n\
+         heartbeat_misses = 3\nbackup_precedence = 1",
+        1,
+    );
+    let m = parse(&text).unwrap().manager.unwrap().manager;
+    assert_eq!(
+        m.peers,
+        [
+            "10.0.0.2:7401".parse().unwrap(),
+            "10.0.0.3:7401".parse().unwrap()
+        ]
+    );
+    assert_eq!(m.heartbeat_interval, Duration::from_millis(50));
+    assert_eq!(m.heartbeat_misses, 3);
+    assert_eq!(m.backup_precedence, 1);
+    let m = parse(BASE).unwrap().manager.unwrap().manager;
+    assert!(m.peers.is_empty());
+    assert_eq!(m.heartbeat_interval, Duration::from_millis(100));
+    assert_eq!(m.heartbeat_misses, 2);
+}
+
+#[test]
+fn bad_peers_are_refused_by_index() {
+    for (peers, index, needle) in [
+        (
+            "[\"10.0.0.2\"]",
+            "manager.peers",
+            "expected an address and port like",
+        ),
+        (
+            "[\"[2001:db8::2]:7401\"]",
+            "manager.peers[0]",
+            "not of the address family",
+        ),
+        (
+            "[\"10.0.0.1:7401\"]",
+            "manager.peers[0]",
+            "this manager's own manager.listen",
+        ),
+        (
+            "[\"10.0.0.2:7401\", \"10.0.0.2:7401\"]",
+            "manager.peers[1]",
+            "listed twice",
+        ),
+        (
+            "[\"0.0.0.0:7401\"]",
+            "manager.peers[0]",
+            "not a unicast address",
+        ),
+        (
+            "[\"239.1.1.1:7401\"]",
+            "manager.peers[0]",
+            "not a unicast address",
+        ),
+    ] {
+        refused(
+            "[manager]",
+            &format!("[manager]\npeers = {peers}"),
+            index,
+            needle,
+        );
+    }
+}
+
+#[test]
+fn heartbeat_settings_have_bounds() {
+    for (setting, path, needle) in [
+        (
+            "heartbeat_interval = \"5ms\"",
+            "manager.heartbeat_interval",
+            "from 10ms to 10s",
+        ),
+        (
+            "heartbeat_interval = \"11s\"",
+            "manager.heartbeat_interval",
+            "from 10ms to 10s",
+        ),
+        (
+            "heartbeat_interval = \"soon\"",
+            "manager.heartbeat_interval",
+            "",
+        ),
+        (
+            "heartbeat_misses = 0",
+            "manager.heartbeat_misses",
+            "use 1 to 100",
+        ),
+        (
+            "heartbeat_misses = 101",
+            "manager.heartbeat_misses",
+            "use 1 to 100",
+        ),
+        ("heartbeat_misses = -1", "manager.heartbeat_misses", ""),
+    ] {
+        refused("[manager]", &format!("[manager]\n{setting}"), path, needle);
+    }
+    for setting in [
+        "heartbeat_interval = \"10ms\"",
+        "heartbeat_interval = \"10s\"",
+        "heartbeat_misses = 1",
+        "heartbeat_misses = 100",
+    ] {
+        let text = BASE.replacen("[manager]", &format!("[manager]\n{setting}"), 1);
+        assert!(parse(&text).is_ok(), "{setting} is refused");
+    }
+}
+
+#[test]
+fn a_bad_peer_error_shows_the_line_of_the_entry() {
+    let text = BASE.replacen(
+        "[manager]",
+        "[manager]\npeers = [\n  \"10.0.0.2:7401\",\n  \"10.0.0.2:7401\",\n]",
+        1,
+    );
+    let shown = parse(&text).unwrap_err().to_string();
+    assert!(
+        shown.starts_with(
+            "/etc/tether/test.toml:15:3: manager.peers[1]: 10.0.0.2:7401 is listed twice"
+        ),
+        "{shown}"
     );
 }
 

@@ -6,7 +6,7 @@ use crate::model::{
     ActionListEntry, Actions, AdvertiseAction, AffinityIdentifier, DeniedAffinity, Deny, Envelope,
     FixedAffinity, FixedUpdate, FlowRecord, Heartbeat, Identity, InterestBits, InterestCriteria,
     InterestMatch, MatchKind, Message, MessageType, NatAction, Replicate, Role, SearchOrder,
-    SegmentType, SequenceAdjust, ServicePrecedence, WildcardAffinity, WildcardUpdate,
+    SegmentType, SequenceAdjust, ServicePrecedence, Snapshot, WildcardAffinity, WildcardUpdate,
 };
 
 use super::DecodeError;
@@ -82,6 +82,7 @@ fn allowed(message: MessageType, segment: SegmentType) -> bool {
         MessageType::IpPacketOnly => segment == S::IpPacket,
         MessageType::Replicate => segment == S::Replication,
         MessageType::Heartbeat => segment == S::Heartbeat,
+        MessageType::Snapshot => segment == S::Snapshot,
     }
 }
 
@@ -100,6 +101,7 @@ struct Parts {
     packet: Option<Vec<u8>>,
     replicate: Option<Replicate>,
     heartbeat: Option<Heartbeat>,
+    snapshot: Option<Snapshot>,
     skipped_optional: usize,
 }
 
@@ -127,7 +129,10 @@ pub(super) fn message(frame: Frame<'_>) -> Result<Decoded, DecodeError> {
             _ if raw.required => {
                 if matches!(
                     message_type,
-                    MessageType::IpPacketOnly | MessageType::Replicate | MessageType::Heartbeat
+                    MessageType::IpPacketOnly
+                        | MessageType::Replicate
+                        | MessageType::Heartbeat
+                        | MessageType::Snapshot
                 ) {
                     return Err(DecodeError::UnsupportedRequired { segment: raw.kind });
                 }
@@ -171,6 +176,7 @@ impl Parts {
             }
             SegmentType::Replication => self.replicate = Some(replication(&mut r)?),
             SegmentType::Heartbeat => self.heartbeat = Some(heartbeat(&mut r)?),
+            SegmentType::Snapshot => self.snapshot = Some(snapshot(&mut r)?),
             SegmentType::ManagerInterestData => {
                 self.envelope.manager_data = Some(r.rest().to_vec());
                 return Ok(());
@@ -283,6 +289,10 @@ impl Parts {
                 self.heartbeat
                     .ok_or_else(|| missing(SegmentType::Heartbeat))?,
             ),
+            MessageType::Snapshot => Message::Snapshot(
+                self.snapshot
+                    .ok_or_else(|| missing(SegmentType::Snapshot))?,
+            ),
         })
     }
 }
@@ -290,6 +300,27 @@ impl Parts {
 /// Replication segment body: stream sequence, record count, records.
 fn replication(r: &mut Reader<'_>) -> Result<Replicate, DecodeError> {
     let stream_seq = r.u64("stream sequence")?;
+    let flows = records(r)?;
+    Ok(Replicate { stream_seq, flows })
+}
+
+/// Snapshot segment body: id, base sequence, part, parts, record count, records.
+fn snapshot(r: &mut Reader<'_>) -> Result<Snapshot, DecodeError> {
+    let id = r.u32("snapshot id")?;
+    let base_seq = r.u64("base sequence")?;
+    let part = r.u32("part")?;
+    let parts = r.u32("parts")?;
+    Ok(Snapshot {
+        id,
+        base_seq,
+        part,
+        parts,
+        flows: records(r)?,
+    })
+}
+
+/// A record count and that many flow records.
+fn records(r: &mut Reader<'_>) -> Result<Vec<FlowRecord>, DecodeError> {
     let count = r.u16("record count")?;
     // No allocation ahead of the bytes: each record takes at least 20 of them.
     let mut flows = Vec::new();
@@ -311,7 +342,7 @@ fn replication(r: &mut Reader<'_>) -> Result<Replicate, DecodeError> {
             closing: flags & RECORD_CLOSING != 0,
         });
     }
-    Ok(Replicate { stream_seq, flows })
+    Ok(flows)
 }
 
 /// A flow key inside a flow record.

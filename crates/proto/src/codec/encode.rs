@@ -3,8 +3,8 @@
 use core::net::IpAddr;
 
 use crate::model::{
-    ActionListEntry, Actions, AffinityIdentifier, DeniedAffinity, Envelope, FixedAffinity, Message,
-    PROTOCOL_VERSION, Replicate, Role, SearchOrder, SegmentType, WildcardAffinity,
+    ActionListEntry, Actions, AffinityIdentifier, DeniedAffinity, Envelope, FixedAffinity,
+    FlowRecord, Message, PROTOCOL_VERSION, Role, SearchOrder, SegmentType, WildcardAffinity,
 };
 use tether_wire::AffinityKey;
 
@@ -76,7 +76,21 @@ pub(super) fn message(
             w.packet(m.packet.as_deref());
         }
         Message::IpPacketOnly(packet) => w.packet(Some(packet)),
-        Message::Replicate(m) => w.replication(m),
+        Message::Replicate(m) => {
+            let body = w.segment(SegmentType::Replication, true);
+            w.buf.extend_from_slice(&m.stream_seq.to_be_bytes());
+            w.records(&m.flows);
+            w.end(body);
+        }
+        Message::Snapshot(m) => {
+            let body = w.segment(SegmentType::Snapshot, true);
+            w.u32(m.id);
+            w.buf.extend_from_slice(&m.base_seq.to_be_bytes());
+            w.u32(m.part);
+            w.u32(m.parts);
+            w.records(&m.flows);
+            w.end(body);
+        }
         Message::Heartbeat(h) => {
             let body = w.segment(SegmentType::Heartbeat, true);
             w.u16(h.backup_precedence);
@@ -278,13 +292,11 @@ impl Writer {
         }
     }
 
-    fn replication(&mut self, m: &Replicate) {
-        let body = self.segment(SegmentType::Replication, true);
-        self.buf.extend_from_slice(&m.stream_seq.to_be_bytes());
-        let count =
-            u16::try_from(m.flows.len()).expect("a datagram carries fewer than 65536 flows");
+    /// A record count and the flow records (replication and snapshot segments).
+    fn records(&mut self, flows: &[FlowRecord]) {
+        let count = u16::try_from(flows.len()).expect("a datagram carries fewer than 65536 flows");
         self.u16(count);
-        for f in &m.flows {
+        for f in flows {
             let mut flags = 0;
             if f.closing {
                 flags |= RECORD_CLOSING;
@@ -301,7 +313,6 @@ impl Writer {
             self.name(&f.service);
             self.name(&f.backend);
         }
-        self.end(body);
     }
 
     fn key(&mut self, k: &AffinityKey) {

@@ -336,8 +336,8 @@ fn header_errors_name_the_problem() {
         DecodeError::UnsupportedVersion { found: 2 }
     );
     assert_eq!(
-        refuse("01 09 00000000"),
-        DecodeError::UnknownMessageType { found: 9 }
+        refuse("01 0a 00000000"),
+        DecodeError::UnknownMessageType { found: 10 }
     );
     assert_eq!(
         decode(&hex("01 06 000000ff 0f 80 00000000")),

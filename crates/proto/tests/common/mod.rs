@@ -259,6 +259,7 @@ pub fn message() -> impl Strategy<Value = Message> {
         data().prop_map(Message::IpPacketOnly),
         replicate().prop_map(Message::Replicate),
         heartbeat().prop_map(Message::Heartbeat),
+        snapshot().prop_map(Message::Snapshot),
     ]
 }
 
@@ -288,6 +289,24 @@ pub fn flow_record() -> impl Strategy<Value = FlowRecord> {
 pub fn replicate() -> impl Strategy<Value = Replicate> {
     (any::<u64>(), vec(flow_record(), 0..8))
         .prop_map(|(stream_seq, flows)| Replicate { stream_seq, flows })
+}
+
+/// A snapshot part of up to 8 flows.
+pub fn snapshot() -> impl Strategy<Value = Snapshot> {
+    (
+        any::<u32>(),
+        any::<u64>(),
+        any::<u32>(),
+        any::<u32>(),
+        vec(flow_record(), 0..8),
+    )
+        .prop_map(|(id, base_seq, part, parts, flows)| Snapshot {
+            id,
+            base_seq,
+            part,
+            parts,
+            flows,
+        })
 }
 
 /// Any heartbeat.

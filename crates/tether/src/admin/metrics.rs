@@ -1,12 +1,14 @@
 //! `GET /metrics`: the status report in the Prometheus text format.
 
+use core::sync::atomic::AtomicU64;
+
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::{Registry, Unit};
 
-use crate::report::{AgentReport, ManagerReport, StatusReport};
+use crate::report::{AgentReport, FailoverReport, ManagerReport, StatusReport};
 
 /// Rejection reasons always exported, so dashboards see a 0 before the first rejection.
 const REJECTION_REASONS: [&str; 5] = [
@@ -60,6 +62,13 @@ impl Metrics {
         counter.inc_by(value);
         self.registry
             .register_with_unit(name, help, Unit::Bytes, counter);
+    }
+
+    fn seconds(&mut self, name: &str, help: &str, value: f64) {
+        let gauge = Gauge::<f64, AtomicU64>::default();
+        gauge.set(value);
+        self.registry
+            .register_with_unit(name, help, Unit::Seconds, gauge);
     }
 
     fn single(&mut self, name: &str, help: &str, value: u64) {
@@ -262,6 +271,7 @@ fn manager_metrics(m: &mut Metrics, r: &ManagerReport) {
             .iter()
             .map(|(agent, n)| (vec![("agent", agent.clone())], *n)),
     );
+    failover_metrics(m, &r.failover);
     let backends: Vec<_> = r
         .services
         .iter()
@@ -308,5 +318,85 @@ fn manager_metrics(m: &mut Metrics, r: &ManagerReport) {
                     (l, u64::from(b.admin == state))
                 })
         }),
+    );
+}
+
+fn failover_metrics(m: &mut Metrics, f: &FailoverReport) {
+    m.single(
+        "tether_manager_active",
+        "1 while this manager is the active one (places flows), 0 while standby",
+        u64::from(f.role == "active"),
+    );
+    m.single(
+        "tether_manager_ready",
+        "1 when the manager holds the flow store and may become active",
+        u64::from(f.ready),
+    );
+    m.total(
+        "tether_manager_takeovers",
+        "Times this manager took over from a dead active peer",
+        f.takeovers,
+    );
+    m.total(
+        "tether_manager_reclaims",
+        "Times this manager took the active role back from a worse peer",
+        f.reclaims,
+    );
+    if let Some(ms) = f.detection_ms {
+        m.seconds(
+            "tether_manager_last_detection",
+            "Last takeover: from the failed peer's last heartbeat to its detection",
+            ms / 1e3,
+        );
+    }
+    if let Some(ms) = f.takeover_ms {
+        m.seconds(
+            "tether_manager_last_takeover",
+            "Last takeover: from the detection to the first existing flow served",
+            ms / 1e3,
+        );
+    }
+    m.counter(
+        "tether_manager_replication_records",
+        "Flow records replicated, by outcome (sent; received and stored, refused or conflicting)",
+        [
+            ("sent", f.records_sent),
+            ("stored", f.records_stored),
+            ("refused", f.records_refused),
+            ("conflicting", f.records_conflicting),
+        ]
+        .map(|(outcome, n)| (vec![("outcome", outcome.to_owned())], n)),
+    );
+    m.total(
+        "tether_manager_replication_gaps",
+        "Replication batches that arrived after a later one",
+        f.gaps,
+    );
+    m.total(
+        "tether_manager_replication_resent_batches",
+        "Replication batches sent again to a peer that reported a gap",
+        f.batches_resent,
+    );
+    m.counter(
+        "tether_manager_snapshots",
+        "Full flow stores sent to returning peers or received from the active one",
+        [
+            ("sent", f.snapshots_sent),
+            ("received", f.snapshots_received),
+        ]
+        .map(|(direction, n)| (vec![("direction", direction.to_owned())], n)),
+    );
+    let peer = |address: &core::net::SocketAddr| vec![("peer", address.to_string())];
+    m.gauge(
+        "tether_manager_peer_live",
+        "1 while the peer manager's heartbeats arrive in time",
+        f.peers
+            .iter()
+            .map(|p| (peer(&p.address), u64::from(p.live))),
+    );
+    m.gauge(
+        "tether_manager_peer_lag_batches",
+        "Replication batches the peer is behind",
+        f.peers.iter().map(|p| (peer(&p.address), p.lag)),
     );
 }

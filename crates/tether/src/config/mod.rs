@@ -155,6 +155,15 @@ pub struct ManagerSection {
     /// 0 for a primary manager; a backup's affinities take effect only when the primary's are gone.
     #[serde(default)]
     pub backup_precedence: u16,
+    /// The other managers of the same services (their `listen` addresses), for failover.
+    #[serde(default, deserialize_with = "de::socket_addrs")]
+    pub peers: Vec<SocketAddr>,
+    /// How often heartbeats go to each peer.
+    #[serde(default = "default_heartbeat_interval", with = "humantime_serde")]
+    pub heartbeat_interval: Duration,
+    /// Heartbeat intervals without news after which a peer counts as dead.
+    #[serde(default = "default_heartbeat_misses")]
+    pub heartbeat_misses: u32,
 }
 
 /// `[[service]]`: a virtual service.
@@ -320,6 +329,12 @@ fn default_fixed_ttl() -> Duration {
 }
 fn default_sticky() -> Duration {
     Duration::from_secs(10)
+}
+fn default_heartbeat_interval() -> Duration {
+    tether_manager::DEFAULT_HEARTBEAT_INTERVAL
+}
+fn default_heartbeat_misses() -> u32 {
+    tether_manager::DEFAULT_HEARTBEAT_MISSES
 }
 fn default_interval() -> Duration {
     Duration::from_secs(2)

@@ -100,6 +100,7 @@ pub(super) fn validate(raw: &FileConfig, base: &Path) -> Result<Config, Problems
         );
     }
     if let Some(manager) = &raw.manager {
+        check_failover(manager, &mut report);
         for (i, to) in manager.announce.iter().enumerate() {
             if to.is_ipv4() != manager.listen.is_ipv4() {
                 report(
@@ -150,9 +151,9 @@ pub(super) fn validate(raw: &FileConfig, base: &Path) -> Result<Config, Problems
             service_precedence: None,
             backup_precedence: section.backup_precedence,
             services: raw.services.iter().map(service_config).collect(),
-            peers: Vec::new(),
-            heartbeat_interval: tether_manager::DEFAULT_HEARTBEAT_INTERVAL,
-            heartbeat_misses: tether_manager::DEFAULT_HEARTBEAT_MISSES,
+            peers: section.peers.clone(),
+            heartbeat_interval: section.heartbeat_interval,
+            heartbeat_misses: section.heartbeat_misses,
         })
     });
     if !problems.is_empty() {
@@ -199,6 +200,65 @@ fn announce_list(section: &ManagerSection, agent: Option<&AgentSection>) -> Vec<
             |group| vec![group],
         ),
         _ => section.announce.clone(),
+    }
+}
+
+/// Shortest heartbeat interval accepted: below it heartbeats cost more than they tell.
+const MIN_HEARTBEAT_INTERVAL: Duration = Duration::from_millis(10);
+/// Longest heartbeat interval accepted: above it a failed manager is found too late to matter.
+const MAX_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(10);
+/// Most missed heartbeats accepted before a peer counts as dead.
+const MAX_HEARTBEAT_MISSES: u32 = 100;
+
+fn check_failover(manager: &ManagerSection, report: &mut impl FnMut(&str, String)) {
+    for (i, peer) in manager.peers.iter().enumerate() {
+        let path = format!("manager.peers[{i}]");
+        if peer.is_ipv4() != manager.listen.is_ipv4() {
+            report(
+                &path,
+                format!(
+                    "{peer} is not of the address family of manager.listen ({}); name the peer \
+                     managers' listen addresses of that family",
+                    manager.listen
+                ),
+            );
+        } else if peer.ip().is_unspecified() || peer.ip().is_multicast() || peer.port() == 0 {
+            report(
+                &path,
+                format!(
+                    "{peer} is not a unicast address and port; name another manager's \
+                     manager.listen, like 10.0.0.2:7500"
+                ),
+            );
+        } else if *peer == manager.listen {
+            report(
+                &path,
+                format!(
+                    "{peer} is this manager's own manager.listen; list only the other managers"
+                ),
+            );
+        } else if manager.peers[..i].contains(peer) {
+            report(&path, format!("{peer} is listed twice; remove one"));
+        }
+    }
+    let interval = manager.heartbeat_interval;
+    if !(MIN_HEARTBEAT_INTERVAL..=MAX_HEARTBEAT_INTERVAL).contains(&interval) {
+        report(
+            "manager.heartbeat_interval",
+            format!(
+                "is {}; use a duration from 10ms to 10s (the default is \"100ms\")",
+                humantime_serde::re::humantime::format_duration(interval)
+            ),
+        );
+    }
+    if !(1..=MAX_HEARTBEAT_MISSES).contains(&manager.heartbeat_misses) {
+        report(
+            "manager.heartbeat_misses",
+            format!(
+                "is {}; use 1 to {MAX_HEARTBEAT_MISSES} missed heartbeats (the default is 2)",
+                manager.heartbeat_misses
+            ),
+        );
     }
 }
 
@@ -410,6 +470,7 @@ fn translate(e: &ConfigError, raw: &FileConfig) -> (String, String) {
     let path = match e {
         ConfigError::NameTooLong(_) => "node.name".into(),
         ConfigError::NoAnnounceAddress => "manager.announce".into(),
+        ConfigError::NoHeartbeat => "manager.heartbeat_interval".into(),
         ConfigError::ZeroTtl { field } => format!("manager.{field}"),
         ConfigError::Auth(_) => "auth".into(),
         ConfigError::DuplicateService(name) => format!("service[{}].name", service_index(name, 1)),

@@ -190,7 +190,10 @@ impl World {
         mut config: ManagerConfig,
     ) -> Result<(), ConfigError> {
         let node = &mut self.managers[id.0];
-        assert_eq!(config.addr, node.addr, "a restarted manager keeps its address");
+        assert_eq!(
+            config.addr, node.addr,
+            "a restarted manager keeps its address"
+        );
         let nanos = self.now.saturating_since(Timestamp::ZERO).as_nanos();
         config.initial_sequence = u64::try_from(nanos).unwrap_or(u64::MAX);
         node.sm = Manager::new(config, self.now)?;

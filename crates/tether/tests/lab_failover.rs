@@ -51,8 +51,9 @@ fn counter(failover: &Value, field: &str) -> u64 {
 }
 
 /// Restarts `mK` (the better manager) and waits until it has pulled the store, reports ready
-/// and has taken the active role back from `other`.
-fn restart_and_reclaim(cluster: &mut Cluster, k: usize, other: usize, reclaims: u64) -> Duration {
+/// and has taken the active role back from `other`; returns how long that took and its
+/// `failover` status then.
+fn restart_and_reclaim(cluster: &mut Cluster, k: usize, other: usize) -> (Duration, Value) {
     let start = Instant::now();
     cluster.start_manager(k);
     cluster.wait_for(
@@ -64,14 +65,7 @@ fn restart_and_reclaim(cluster: &mut Cluster, k: usize, other: usize, reclaims: 
                 && c.role(other).as_deref() == Some("standby")
         },
     );
-    let fo = cluster.failover(k).unwrap_or_default();
-    assert_eq!(
-        counter(&fo, "reclaims"),
-        reclaims,
-        "m{k}'s reclaims after taking the active role back\n{}",
-        cluster.diagnostics()
-    );
-    start.elapsed()
+    (start.elapsed(), cluster.failover(k).unwrap_or_default())
 }
 
 /// What wrk printed: requests, socket errors and non-2xx answers.
@@ -165,7 +159,7 @@ fn killing_the_primary_mid_stream_loses_nothing() {
         // reaches the client untranslated makes the client reset the backend's connection.
         &format!(
             "tcp and ((tcp[tcpflags] & tcp-rst != 0 and src host {VIP4}) or src net 10.9.11.0/24 \
-             or or src net 10.9.12.0/24 or src net 10.9.13.0/24)"
+             or src net 10.9.12.0/24 or src net 10.9.13.0/24)"
         ),
         &rst_file,
     );
@@ -237,13 +231,22 @@ fn killing_the_primary_mid_stream_loses_nothing() {
         )),
     }
 
-    let reclaim = restart_and_reclaim(&mut cluster, 1, 2, 1);
+    let (reclaim, fo) = restart_and_reclaim(&mut cluster, 1, 2);
+    assert_eq!(
+        (counter(&fo, "snapshots_received"), counter(&fo, "reclaims")),
+        (1, 1),
+        "restarted m1 pulled the store and reclaimed the active role (snapshots_received, \
+         reclaims)\n{}",
+        cluster.diagnostics()
+    );
     println!(
         "m1 restarted, pulled the store and took the active role back in {:.1} s ({:.1} s into \
          the run)",
         reclaim.as_secs_f64(),
         start.elapsed().as_secs_f64()
     );
+    // The streams run on m1's affinities for a while before m2, now standby, dies too.
+    std::thread::sleep(Duration::from_secs(2));
     cluster.kill_manager(2);
     println!("m2 killed at {:.1} s", start.elapsed().as_secs_f64());
     match cluster.try_curl(30) {
@@ -411,7 +414,15 @@ fn detection_time_over_repeated_kills() {
             ms(fo.as_ref(), "takeover_ms"),
         );
         figures.push(detected.as_secs_f64() * 1000.0);
-        restart_and_reclaim(&mut cluster, 1, 2, 1);
+        let (back, fo) = restart_and_reclaim(&mut cluster, 1, 2);
+        println!(
+            "round {round}: m1 restarted, ready and active again in {:.0} ms (snapshots_received \
+             {}, reclaims {}, takeovers {})",
+            back.as_secs_f64() * 1000.0,
+            counter(&fo, "snapshots_received"),
+            counter(&fo, "reclaims"),
+            counter(&fo, "takeovers")
+        );
         let roles = cluster.roles();
         assert_eq!(
             roles

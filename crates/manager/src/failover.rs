@@ -169,6 +169,9 @@ pub(crate) struct Failover {
     next_snapshot: u32,
     /// The snapshot being received while not ready.
     incoming: Option<Incoming>,
+    /// The peer whose store this manager pulled, until this manager becomes active: the
+    /// peer was active then, and may have stepped down already when this manager takes over.
+    pulled_from: Option<SocketAddr>,
     /// The status fields this module keeps (role and counters).
     pub(crate) status: FailoverStatus,
 }
@@ -209,6 +212,7 @@ impl Failover {
             outgoing: BTreeMap::new(),
             next_snapshot: 1,
             incoming: None,
+            pulled_from: None,
             status: FailoverStatus {
                 role: Role::Standby,
                 // Alone, there is no store to pull; with peers, until one is known to hold it.
@@ -405,6 +409,7 @@ impl Failover {
             }
         }
         self.status.ready = true;
+        self.pulled_from = Some(from);
         self.status.snapshots_received += 1;
         self.expedite_heartbeat(now);
         (true, true)
@@ -494,8 +499,9 @@ impl Failover {
         }
         self.note_confirmed(from, h);
         let mut resend = Vec::new();
-        if self.status.role == Role::Active && h.role == Role::Standby {
-            // Batches sent less than an interval ago may still be on their way.
+        if self.status.role == Role::Active && h.role == Role::Standby && h.ready {
+            // Batches sent less than an interval ago may still be on their way. (A peer that
+            // is not ready gets the whole store in a snapshot instead.)
             resend = self
                 .sent
                 .range(h.replicated + 1..)
@@ -590,7 +596,11 @@ impl Failover {
                 self.status.ready = true;
                 self.incoming = None;
                 self.expedite_heartbeat(now);
-                if active_peer {
+                let source_live = self
+                    .pulled_from
+                    .take()
+                    .is_some_and(|addr| self.peers.iter().any(|p| p.addr == addr && p.live));
+                if active_peer || source_live {
                     self.status.reclaims += 1;
                     Transition::Reclaim
                 } else if self.saw_active_peer {

@@ -5,7 +5,7 @@ use core::time::Duration;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 
-use tether_proto::{Timestamp, Transmit};
+use tether_proto::{MessageType, Timestamp, Transmit};
 
 /// A small deterministic random number generator (SplitMix64), so a seed names a schedule.
 #[derive(Clone, Debug)]
@@ -98,6 +98,8 @@ pub struct Network {
     groups: BTreeMap<SocketAddr, Vec<SocketAddr>>,
     partitioned: Vec<SocketAddr>,
     // (deliver at, insertion order) keeps delivery order deterministic for equal times.
+    /// Message types dropped on purpose.
+    dropped_kinds: Vec<MessageType>,
     queue: BinaryHeap<Reverse<(Timestamp, u64, DatagramSlot)>>,
     next_order: u64,
     stats: NetStats,
@@ -132,6 +134,7 @@ impl Network {
             faults,
             groups: BTreeMap::new(),
             partitioned: Vec::new(),
+            dropped_kinds: Vec::new(),
             queue: BinaryHeap::new(),
             next_order: 0,
             stats: NetStats::default(),
@@ -150,6 +153,14 @@ impl Network {
     pub fn partition(&mut self, addr: SocketAddr) {
         if !self.partitioned.contains(&addr) {
             self.partitioned.push(addr);
+        }
+    }
+
+    /// Drops every datagram of message type `kind` from now on (a selective fault: e.g. the
+    /// snapshots of a store lost while heartbeats still arrive).
+    pub fn drop_kind(&mut self, kind: MessageType) {
+        if !self.dropped_kinds.contains(&kind) {
+            self.dropped_kinds.push(kind);
         }
     }
 
@@ -172,6 +183,15 @@ impl Network {
         for to in receivers {
             self.stats.sent += 1;
             if self.partitioned.contains(&from) || self.partitioned.contains(&to) {
+                self.stats.dropped += 1;
+                continue;
+            }
+            let kind = transmit
+                .payload
+                .get(1)
+                .copied()
+                .and_then(MessageType::from_u8);
+            if kind.is_some_and(|k| self.dropped_kinds.contains(&k)) {
                 self.stats.dropped += 1;
                 continue;
             }

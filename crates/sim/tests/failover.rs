@@ -310,3 +310,238 @@ fn with_two_backups_exactly_one_takes_over() {
         "the worse backup never took over"
     );
 }
+
+/// Sends a data segment of every connection through its agent and checks it reaches the
+/// backend it had.
+fn check_connections(
+    world: &mut World,
+    managers: &[ManagerId],
+    keys: &[AffinityKey],
+    agents: [AgentId; 2],
+    backends: &BTreeMap<u16, [u8; 4]>,
+    when: &str,
+) {
+    let vip = SocketAddr::new(ip(VIP4), 80);
+    for (i, (&port, &backend)) in backends.iter().enumerate() {
+        let client = SocketAddr::new(ip(CLIENT4), port);
+        let data = Segment {
+            seq: 2,
+            ack: Some(1),
+            payload: b"data",
+            ..Segment::new(client, vip)
+        };
+        let dst = deliver(world, managers, keys, agents[i % 2], &data, 20);
+        assert_eq!(
+            dst,
+            Some(backend),
+            "connection {port} kept its backend {when} at {:?}",
+            world.now()
+        );
+    }
+}
+
+/// Opens connection `port` through `agent`; its backend.
+fn connect(
+    world: &mut World,
+    managers: &[ManagerId],
+    keys: &mut Vec<AffinityKey>,
+    agent: AgentId,
+    port: u16,
+) -> [u8; 4] {
+    keys.push(key(port));
+    let vip = SocketAddr::new(ip(VIP4), 80);
+    let syn = Segment {
+        syn: true,
+        ..Segment::new(SocketAddr::new(ip(CLIENT4), port), vip)
+    };
+    deliver(world, managers, keys, agent, &syn, 20)
+        .unwrap_or_else(|| panic!("SYN {port} not served at {:?}", world.now()))
+}
+
+/// Runs until `done` holds, checking the invariant every 5 ms; panics after `limit`.
+fn run_until(
+    world: &mut World,
+    managers: &[ManagerId],
+    keys: &[AffinityKey],
+    limit: Duration,
+    what: &str,
+    mut done: impl FnMut(&mut World) -> bool,
+) -> Duration {
+    let start = world.now();
+    while !done(world) {
+        assert!(
+            world.now().saturating_since(start) <= limit,
+            "{what}: not within {limit:?}"
+        );
+        run_checked(world, managers, keys, Duration::from_millis(5));
+    }
+    world.now().saturating_since(start)
+}
+
+/// What one death-and-return run measured.
+struct Returned {
+    /// From the restart to the returned primary active again.
+    reclaim: Duration,
+}
+
+/// The primary dies, the backup takes over and places more flows, the primary restarts,
+/// pulls the store, takes its role back, and then the backup dies: every connection keeps its
+/// backend throughout, and no flow is ever held on two backends.
+fn death_and_return_run(seed: u64, faults: Faults) -> Returned {
+    let addrs = [MANAGER, BACKUP];
+    let (mut world, ms, agents) = cluster(seed, faults, &addrs);
+    let (primary, backup) = (ms[0], ms[1]);
+    let mut keys = Vec::new();
+    let mut backends = BTreeMap::new();
+    for i in 0..6u16 {
+        let dst = connect(
+            &mut world,
+            &ms,
+            &mut keys,
+            agents[usize::from(i % 2)],
+            40_000 + i,
+        );
+        backends.insert(40_000 + i, dst);
+    }
+    run_checked(&mut world, &ms, &keys, Duration::from_millis(500));
+
+    let offset = Duration::from_millis(seed * 29 % 100);
+    run_checked(&mut world, &ms, &keys, offset);
+    world.kill_manager(primary);
+    run_until(&mut world, &ms, &keys, DETECTION_BOUND, "takeover", |w| {
+        role(w, backup) == Role::Active
+    });
+    check_connections(
+        &mut world,
+        &ms,
+        &keys,
+        agents,
+        &backends,
+        "after the takeover",
+    );
+    // Flows the backup places alone, which only a snapshot can give the primary.
+    for i in 0..4u16 {
+        let dst = connect(
+            &mut world,
+            &ms,
+            &mut keys,
+            agents[usize::from(i % 2)],
+            42_000 + i,
+        );
+        backends.insert(42_000 + i, dst);
+    }
+
+    world
+        .restart_manager(primary, configs(&addrs).remove(0))
+        .expect("valid config");
+    let reclaim = run_until(
+        &mut world,
+        &ms,
+        &keys,
+        Duration::from_secs(5),
+        "reclaim",
+        |w| role(w, primary) == Role::Active && role(w, backup) == Role::Standby,
+    );
+    let status = world.manager(primary).sm.status().failover;
+    assert!(status.ready, "active only once ready");
+    assert_eq!(status.reclaims, 1, "{status:?}");
+    assert!(status.snapshots_received >= 1, "{status:?}");
+    assert_eq!(
+        status.takeovers, 0,
+        "it took its role back, not over: {status:?}"
+    );
+    for port in backends.keys() {
+        assert!(
+            world.manager(primary).sm.flow(&key(*port)).is_some(),
+            "the returned primary holds flow {port} (seed {seed})"
+        );
+    }
+    check_connections(
+        &mut world,
+        &ms,
+        &keys,
+        agents,
+        &backends,
+        "after the return",
+    );
+
+    // The backup dies: the primary's own store carries every connection.
+    run_checked(&mut world, &ms, &keys, Duration::from_millis(300));
+    world.kill_manager(backup);
+    run_checked(&mut world, &ms, &keys, Duration::from_millis(500));
+    assert_eq!(role(&mut world, primary), Role::Active);
+    check_connections(
+        &mut world,
+        &ms,
+        &keys,
+        agents,
+        &backends,
+        "after the backup died",
+    );
+    connect(&mut world, &ms, &mut keys, agents[0], 43_000);
+    Returned { reclaim }
+}
+
+#[test]
+fn a_returning_primary_pulls_the_store_and_takes_its_role_back() {
+    let r = death_and_return_run(3, Faults::default());
+    println!(
+        "returned primary active again {:?} after its restart",
+        r.reclaim
+    );
+}
+
+#[test]
+fn death_and_return_over_many_lossy_schedules() {
+    let faults = Faults {
+        min_latency: Duration::from_micros(200),
+        max_latency: Duration::from_millis(5),
+        drop: 0.02,
+        duplicate: 0.02,
+    };
+    let mut reclaims: Vec<Duration> = (0..30u64)
+        .map(|seed| death_and_return_run(100 + seed, faults.clone()).reclaim)
+        .collect();
+    reclaims.sort();
+    println!(
+        "restart -> active again over 30 lossy schedules: min {:?}, median {:?}, max {:?}",
+        reclaims[0], reclaims[15], reclaims[29]
+    );
+}
+
+#[test]
+fn a_manager_that_cannot_pull_the_store_stays_standby() {
+    let addrs = [MANAGER, BACKUP];
+    let (mut world, ms, agents) = cluster(8, Faults::default(), &addrs);
+    let (primary, backup) = (ms[0], ms[1]);
+    let mut keys = Vec::new();
+    connect(&mut world, &ms, &mut keys, agents[0], 40_000);
+    world.kill_manager(primary);
+    run_until(&mut world, &ms, &keys, DETECTION_BOUND, "takeover", |w| {
+        role(w, backup) == Role::Active
+    });
+    // Snapshots from the backup never arrive; heartbeats do.
+    world.net.drop_kind(tether_proto::MessageType::Snapshot);
+    world
+        .restart_manager(primary, configs(&addrs).remove(0))
+        .expect("valid config");
+    run_checked(&mut world, &ms, &keys, Duration::from_secs(2));
+    let status = world.manager(primary).sm.status().failover;
+    assert_eq!(status.role, Role::Standby, "{status:?}");
+    assert!(!status.ready);
+    assert_eq!(role(&mut world, backup), Role::Active);
+    assert!(
+        world.manager(backup).sm.status().failover.snapshots_sent >= 2,
+        "the backup sends the store again while the peer is not ready"
+    );
+    assert_eq!(
+        world
+            .manager(primary)
+            .sm
+            .status()
+            .counters
+            .wildcard_updates_sent,
+        0,
+        "a manager pulling the store announces nothing"
+    );
+}

@@ -529,7 +529,10 @@ fn flip_mac(message: &[u8]) -> Option<Vec<u8>> {
 /// is the host's own on the route to `to`) through a raw socket, so it leaves with the address
 /// and port of the manager already bound there.
 fn send_udp_from(cluster: &Cluster, host: usize, port: u16, to: &str, payload: &[u8]) {
-    let hex: String = payload.iter().map(|b| format!("{b:02x}")).collect();
+    let hex = payload.iter().fold(String::new(), |mut hex, b| {
+        let _ = write!(hex, "{b:02x}");
+        hex
+    });
     let script = "import socket, struct, sys\n\
                   p = bytes.fromhex(sys.argv[1])\n\
                   s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_UDP)\n\

@@ -401,8 +401,7 @@ impl Cluster {
             );
             let current = self.manager_procs[k - 1]
                 .as_ref()
-                .map(|p| p.stdout() + &p.stderr())
-                .unwrap_or_else(|| "(not running)".to_owned());
+                .map_or_else(|| "(not running)".to_owned(), |p| p.stdout() + &p.stderr());
             let _ = writeln!(
                 out,
                 "=== m{k} log ===\n{}{}",

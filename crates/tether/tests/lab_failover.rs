@@ -469,6 +469,13 @@ fn detection_time_over_repeated_kills() {
 fn two_backups_exactly_one_takes_over() {
     let _serial = serial();
     let mut cluster = Cluster::start("fothree", Settings::managers(3));
+    let takeovers = |c: &Cluster| -> Vec<u64> {
+        [2, 3]
+            .iter()
+            .map(|&k| counter(&c.failover(k).unwrap_or_default(), "takeovers"))
+            .collect()
+    };
+    let before = takeovers(&cluster);
     let killed = Instant::now();
     cluster.kill_manager(1);
     let first = loop {
@@ -510,11 +517,20 @@ fn two_backups_exactly_one_takes_over() {
         );
         polls += 1;
     }
-    let bodies = cluster.curl(20);
+    // A takeover by m3 between two polls would still show in its counter.
+    let after = takeovers(&cluster);
     println!(
-        "{polls} polls over 3 s: m2 active, m3 standby; 20 new connections served {:?}",
-        spread(&bodies)
+        "{polls} polls over 3 s: m2 active, m3 standby; takeovers (m2, m3) {before:?} before \
+         the kill, {after:?} after"
     );
+    assert_eq!(
+        [after[0] - before[0], after[1] - before[1]],
+        [1, 0],
+        "since the kill, m2 took over once and m3 never did (new takeovers of m2, m3)\n{}",
+        cluster.diagnostics()
+    );
+    let bodies = cluster.curl(20);
+    println!("20 new connections served {:?}", spread(&bodies));
 }
 
 /// The first replicate message (type 7) among `frames`, with its source.

@@ -152,6 +152,17 @@ impl Cluster {
                         .is_some_and(|n| n > 0)
             },
         );
+        let flaps: Vec<u64> = (1..=settings.managers)
+            .map(|k| {
+                cluster
+                    .failover(k)
+                    .and_then(|f| f.get("takeovers").and_then(Value::as_u64))
+                    .unwrap_or(0)
+            })
+            .collect();
+        if flaps.iter().any(|&n| n > 0) {
+            println!("note: managers took over while starting (takeovers by manager): {flaps:?}");
+        }
         // The agent may still hold a standby's wildcards from before the roles settled; the
         // first connections show the active manager serves.
         cluster.wait_for(

@@ -161,9 +161,22 @@ impl Manager {
     pub(crate) fn act(&mut self, now: Timestamp, transition: Transition) {
         match transition {
             Transition::TakeOver => self.take_over(now),
-            Transition::Reclaim => self.reclaim(now),
-            Transition::None | Transition::Started | Transition::Demoted => {}
+            Transition::Reclaim => {
+                self.reclaim(now);
+                self.repeat_announcements(now);
+            }
+            // Alone, a manager has no one else's wildcards to compete with.
+            Transition::Started if self.failover.replicating() => self.repeat_announcements(now),
+            Transition::Started | Transition::None | Transition::Demoted => {}
         }
+    }
+
+    /// Announces the wildcards again in the announce-only rounds of a takeover, a heartbeat
+    /// interval apart: a manager that has just become active does not leave an agent that
+    /// lost its first announcement with another manager's wildcards until the next refresh.
+    fn repeat_announcements(&mut self, now: Timestamp) {
+        self.takeover_rounds = TAKEOVER_ROUNDS - CANCEL_ROUNDS;
+        self.reannounce_at = Some(now + self.failover.interval());
     }
 
     /// Takes the active role back from a live, worse peer: announces this manager's wildcards

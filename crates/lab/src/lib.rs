@@ -16,11 +16,13 @@
 //!
 //! A test runs a traffic program inside a namespace by starting the `tether` binary there
 //! with [`Host::spawn`](netns::Host::spawn). Its hidden `tether lab …` subcommands are thin
-//! wrappers; each stops on SIGTERM (the default action), so none needs a [`StopFlag`] set:
+//! wrappers; each stops on SIGTERM (the default action), so none needs a [`StopFlag`] set,
+//! except a stream server with `--report`, which catches SIGTERM and SIGINT to write its report:
 //!
 //! | subcommand | calls |
 //! |---|---|
 //! | `tether lab stream-server --listen ADDR --name NAME` | [`stream::serve`]`(listen, name, &StopFlag::new())` |
+//! | `tether lab stream-server --listen ADDR --name NAME --report PATH` | [`stream::serve_reporting`]`(listener, name, &stop)` with `stop` set by SIGTERM or SIGINT, then write [`ServeReport::to_json`](stream::ServeReport::to_json) to PATH |
 //! | `tether lab stream-client --target ADDR --streams N --bytes B [--rate BPS] [--stall-timeout-ms MS] [--connect-timeout-ms MS] [--source IP] [--json]` | [`stream::run`]`(&StreamClientConfig { … })`, then print [`StreamReport::to_json`](stream::StreamReport::to_json) or its `Display` line; exit non-zero unless [`all_complete`](stream::StreamReport::all_complete) |
 //! | `tether lab http-server --listen ADDR --name NAME` | [`http::serve`]`(listen, name, &StopFlag::new())` |
 //! | `tether lab udp-echo --listen ADDR --name NAME` | [`udp::echo_serve`]`(listen, name, &StopFlag::new())` |

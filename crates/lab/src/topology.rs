@@ -1,13 +1,19 @@
 //! The standard topology of the demo, the integration tests and the benchmarks: one client
 //! host, one Tether node, and backends behind it, optionally each behind a router whose link
-//! to the backend has a small MTU.
+//! to the backend has a small MTU, and optionally up to three manager hosts beside it.
 //!
 //! ```text
 //!   client (10.9.1.2, fd09:1::2) ── lb ─┬─ b1 (10.9.11.2, fd09:11::2)
 //!                                       ├─ b2 (10.9.12.2, fd09:12::2)
 //!                                       └─ b3 (10.9.13.2, fd09:13::2)
 //!   with a small backend MTU:     lb ── rK (10.9.3K.2) ══ bK
+//!   with managers:   lb (10.9.20K.1) ── mK (10.9.20K.2), K = 1..3
 //! ```
+//! Each manager host has its own link to `lb` and its default route through it; `lb` forwards,
+//! so managers reach each other through `lb`'s kernel routing and reach the agent at
+//! [`node_mgmt4`]`(1)` (or any of `lb`'s addresses). The manager links are not data
+//! interfaces: they are not in [`Topology::node_interfaces`].
+//!
 //! Addresses repeat between labs; their namespaces keep them apart.
 
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -36,6 +42,16 @@ pub fn backend6(k: usize) -> Ipv6Addr {
     Ipv6Addr::new(0xfd09, 0x10 + k as u16, 0, 0, 0, 0, 0, 2)
 }
 
+/// IPv4 address of manager host `k` (1-based): `10.9.20K.2`.
+pub fn manager4(k: usize) -> Ipv4Addr {
+    Ipv4Addr::new(10, 9, 200 + k as u8, 2)
+}
+
+/// IPv4 address of the Tether node on its link to manager host `k` (1-based): `10.9.20K.1`.
+pub fn node_mgmt4(k: usize) -> Ipv4Addr {
+    Ipv4Addr::new(10, 9, 200 + k as u8, 1)
+}
+
 /// What to build.
 #[derive(Clone, Copy, Debug)]
 pub struct TopologySpec {
@@ -43,6 +59,8 @@ pub struct TopologySpec {
     pub backends: usize,
     /// Put each backend behind a router whose link to it has this MTU.
     pub backend_mtu: Option<u32>,
+    /// Number of manager hosts `m1`..`mK` beside the Tether node (0 to 3).
+    pub managers: usize,
 }
 
 /// The hosts of a built topology.
@@ -60,6 +78,12 @@ pub struct Topology {
     pub node_interfaces: Vec<String>,
     /// The client's interface towards the Tether node.
     pub client_interface: String,
+    /// The manager hosts, `m1` first.
+    pub managers: Vec<Host>,
+    /// Each manager host's interface towards the Tether node, `m1`'s first.
+    pub manager_interfaces: Vec<String>,
+    /// The Tether node's interfaces towards the manager hosts, `m1`'s first.
+    pub node_manager_interfaces: Vec<String>,
 }
 
 /// Makes the kernel hand `dev` one segment per packet (`gso_max_segs 1`), so every frame on the
@@ -88,6 +112,13 @@ impl Topology {
                 reason: "the standard topology has 1 to 9 backends",
             });
         }
+        if spec.managers > 3 {
+            return Err(LabError::Invalid {
+                what: "managers",
+                value: spec.managers.to_string(),
+                reason: "the standard topology has 0 to 3 manager hosts",
+            });
+        }
         let client = lab.host("client")?;
         let node = lab.host("lb")?;
         node.enable_forwarding()?;
@@ -111,11 +142,35 @@ impl Topology {
             routers: Vec::new(),
             node_interfaces: vec![up.b_dev],
             client_interface: up.a_dev,
+            managers: Vec::new(),
+            manager_interfaces: Vec::new(),
+            node_manager_interfaces: Vec::new(),
         };
         for k in 1..=spec.backends {
             topology.add_backend(lab, k, spec.backend_mtu)?;
         }
+        for k in 1..=spec.managers {
+            topology.add_manager(lab, k)?;
+        }
         Ok(topology)
+    }
+
+    fn add_manager(&mut self, lab: &Lab, k: usize) -> Result<(), LabError> {
+        let m = lab.host(&format!("m{k}"))?;
+        let link = lab.link(
+            &self.node,
+            &m,
+            LinkSpec {
+                a_addrs: &[&format!("{}/24", node_mgmt4(k))],
+                b_addrs: &[&format!("{}/24", manager4(k))],
+                mtu: None,
+            },
+        )?;
+        m.default_route(IpAddr::V4(node_mgmt4(k)))?;
+        self.managers.push(m);
+        self.manager_interfaces.push(link.b_dev);
+        self.node_manager_interfaces.push(link.a_dev);
+        Ok(())
     }
 
     fn add_backend(&mut self, lab: &Lab, k: usize, mtu: Option<u32>) -> Result<(), LabError> {

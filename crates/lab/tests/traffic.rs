@@ -10,7 +10,9 @@ use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-use tether_lab::stream::{self, ServeSummary, StreamClientConfig, StreamOutcome, StreamReport};
+use tether_lab::stream::{
+    self, ServeReport, ServeSummary, StreamClientConfig, StreamOutcome, StreamReport,
+};
 use tether_lab::udp::{self, UdpReport};
 use tether_lab::{StopFlag, http};
 
@@ -52,6 +54,52 @@ fn several_streams_complete_and_name_their_server() {
             failed: 0,
             bytes_verified: 8 * 256 * 1024,
         }
+    );
+}
+
+#[test]
+fn the_server_reports_every_connection_by_the_client_address() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stop = StopFlag::new();
+    let flag = stop.clone();
+    let server = thread::spawn(move || stream::serve_reporting(&listener, "zeta", &flag).unwrap());
+    let mut config = StreamClientConfig::new(addr);
+    config.streams = 4;
+    config.bytes_per_stream = 64 * 1024;
+    let report = stream::run(&config);
+    assert!(report.all_complete(), "{report}");
+    // A connection that sends no lab header is recorded as incomplete; once the server has
+    // closed it, it was accepted, so it is in the report whenever the server stops.
+    let mut stranger = TcpStream::connect(addr).unwrap();
+    stranger.write_all(&[b'x'; 33]).unwrap();
+    let mut rest = Vec::new();
+    let _ = stranger.read_to_end(&mut rest);
+    stop.stop();
+    let served = ServeReport::from_json(&server.join().unwrap().to_json()).unwrap();
+    assert_eq!(served.name, "zeta");
+    assert_eq!(served.connections.len(), 5, "{served:?}");
+    assert_eq!(served.summary.complete, 4);
+    assert_eq!(served.summary.failed, 1);
+    for s in &report.streams {
+        let record = served
+            .connections
+            .iter()
+            .find(|c| Some(c.peer) == s.local)
+            .unwrap_or_else(|| panic!("no record for {:?} in {served:?}", s.local));
+        assert!(record.complete, "{record:?}");
+        assert_eq!(record.stream, Some(s.id));
+        assert_eq!(record.bytes_expected, Some(64 * 1024));
+        assert_eq!(
+            (record.bytes_verified, record.bytes_sent),
+            (64 * 1024, 64 * 1024)
+        );
+    }
+    let failed = served.connections.iter().find(|c| !c.complete).unwrap();
+    assert_eq!((failed.stream, failed.bytes_verified), (None, 0));
+    assert!(
+        failed.detail.as_deref().unwrap().contains("header"),
+        "{failed:?}"
     );
 }
 

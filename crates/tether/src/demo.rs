@@ -115,6 +115,7 @@ impl<'a> Demo<'a> {
             TopologySpec {
                 backends: 3,
                 backend_mtu: None,
+                managers: 0,
             },
         )?;
         let dir = std::env::temp_dir().join(format!("{}-files", lab.prefix()));

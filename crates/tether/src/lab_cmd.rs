@@ -1,10 +1,13 @@
 //! `tether lab ...`: the lab's traffic programs as processes, for tests and the demo. Servers
-//! run until SIGTERM (its default action ends them); clients print a report and exit.
+//! run until SIGTERM (its default action ends them; a stream server with `--report` catches it,
+//! stops and writes its report); clients print a report and exit.
 
 use core::net::{IpAddr, SocketAddr};
 use core::time::Duration;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use tether_lab::stream::{self, StreamClientConfig};
 use tether_lab::{StopFlag, http, udp};
@@ -12,8 +15,9 @@ use tether_lab::{StopFlag, http, udp};
 /// Lab traffic programs.
 #[derive(Debug, Subcommand)]
 pub enum LabCommand {
-    /// Accept checksummed streams and verify every byte, until SIGTERM.
-    StreamServer(ServerArgs),
+    /// Accept checksummed streams and verify every byte, until SIGTERM (with `--report`, then
+    /// write one record per connection as JSON).
+    StreamServer(StreamServerArgs),
     /// Open checksummed streams to a target and report how each one ended; exits non-zero
     /// unless all completed intact.
     StreamClient(StreamClientArgs),
@@ -36,6 +40,21 @@ pub struct ServerArgs {
     /// Name reported to clients, so they can tell backends apart.
     #[arg(long)]
     pub name: String,
+}
+
+/// Where a stream server listens, its name, and where it reports its connections.
+#[derive(Debug, Args)]
+pub struct StreamServerArgs {
+    /// The address to listen on.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: SocketAddr,
+    /// The name announced to every client.
+    #[arg(long)]
+    pub name: String,
+    /// On SIGTERM or SIGINT, stop and write a JSON report with one record per connection
+    /// (client address, stream number, verified bytes each way, complete or not) to PATH.
+    #[arg(long, value_name = "PATH")]
+    pub report: Option<PathBuf>,
 }
 
 /// Arguments of `tether lab stream-client`.
@@ -136,13 +155,54 @@ fn http_get(args: &HttpGetArgs) -> ExitCode {
     }
 }
 
+/// Sets `stop` when SIGTERM or SIGINT arrives; the handlers are in place when this returns.
+fn stop_on_signals(stop: &StopFlag) -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .context("starting the signal handler's runtime")?;
+    let (mut terminate, mut interrupt) = runtime
+        .block_on(async {
+            Ok::<_, std::io::Error>((
+                signal(SignalKind::terminate())?,
+                signal(SignalKind::interrupt())?,
+            ))
+        })
+        .context("installing the SIGTERM and SIGINT handlers")?;
+    let stop = stop.clone();
+    std::thread::Builder::new()
+        .name("signals".to_owned())
+        .spawn(move || {
+            runtime.block_on(async {
+                tokio::select! {
+                    _ = terminate.recv() => {}
+                    _ = interrupt.recv() => {}
+                }
+            });
+            stop.stop();
+        })
+        .context("starting the signal handler's thread")?;
+    Ok(())
+}
+
 /// Runs a lab traffic program.
 pub fn run(command: &LabCommand) -> anyhow::Result<ExitCode> {
     let stop = StopFlag::new();
     match command {
-        LabCommand::StreamServer(a) => {
-            stream::serve(a.listen, &a.name, &stop)?;
-        }
+        LabCommand::StreamServer(a) => match &a.report {
+            None => {
+                stream::serve(a.listen, &a.name, &stop)?;
+            }
+            Some(path) => {
+                let listener = std::net::TcpListener::bind(a.listen)
+                    .with_context(|| format!("binding TCP {}", a.listen))?;
+                stop_on_signals(&stop)?;
+                let report = stream::serve_reporting(&listener, &a.name, &stop)?;
+                std::fs::write(path, report.to_json() + "\n")
+                    .with_context(|| format!("writing the report to {}", path.display()))?;
+            }
+        },
         LabCommand::HttpServer(a) => http::serve(a.listen, &a.name, &stop)?,
         LabCommand::UdpEcho(a) => {
             udp::echo_serve(a.listen, &a.name, &stop)?;

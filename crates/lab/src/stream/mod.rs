@@ -21,7 +21,7 @@ mod server;
 
 pub use client::{StreamClientConfig, run};
 pub use report::{StreamOutcome, StreamReport, StreamResult};
-pub use server::{ServeSummary, serve, serve_on};
+pub use server::{ConnectionRecord, ServeReport, ServeSummary, serve, serve_on, serve_reporting};
 
 use std::io;
 use std::net::TcpStream;

@@ -64,6 +64,7 @@ impl Testbed {
             TopologySpec {
                 backends: 3,
                 backend_mtu,
+                managers: 0,
             },
         )
         .expect("topology");

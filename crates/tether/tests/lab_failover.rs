@@ -166,11 +166,13 @@ fn killing_the_primary_mid_stream_loses_nothing() {
     let capture = Capture::start(
         &cluster.client,
         &cluster.client_iface,
-        // RSTs from the VIP, and anything from a backend's own address: a backend's packet that
-        // reaches the client untranslated makes the client reset the backend's connection.
+        // RSTs and FINs from the VIP, and anything from a backend's own address: a backend's
+        // packet that reaches the client untranslated makes the client reset the backend's
+        // connection. The FINs tell a reset from the answer to a duplicate ACK of a connection
+        // that closed cleanly.
         &format!(
-            "tcp and ((tcp[tcpflags] & tcp-rst != 0 and src host {VIP4}) or src net 10.9.11.0/24 \
-             or src net 10.9.12.0/24 or src net 10.9.13.0/24)"
+            "tcp and ((tcp[tcpflags] & (tcp-rst|tcp-fin) != 0 and src host {VIP4}) \
+             or src net 10.9.11.0/24 or src net 10.9.12.0/24 or src net 10.9.13.0/24)"
         ),
         &rst_file,
     );
@@ -279,10 +281,29 @@ fn killing_the_primary_mid_stream_loses_nothing() {
         .expect("wait for wrk");
     let (captured, tcpdump_said) = capture.stop();
     let from_vip = format!("{VIP4}:");
-    let (rsts, untranslated): (Vec<_>, Vec<_>) = captured
+    let (from_vip, untranslated): (Vec<_>, Vec<_>) = captured
         .iter()
-        .map(|(at, frame)| (at - start_unix, describe_tcp(frame)))
-        .partition(|(_, line)| line.starts_with(&from_vip));
+        .map(|(at, frame)| (at - start_unix, describe_tcp(frame), tcp_facts(frame)))
+        .partition(|(_, line, _)| line.starts_with(&from_vip));
+    // Where each connection's FIN from the VIP ends in sequence space, by client port.
+    let fin_end: BTreeMap<u16, u32> = from_vip
+        .iter()
+        .filter_map(|(_, _, f)| *f)
+        .filter(|f| f.flags & 0x01 != 0)
+        .map(|f| (f.dst_port, f.seq.wrapping_add(f.payload).wrapping_add(1)))
+        .collect();
+    // A backend answers an ACK for a connection it has fully closed with an RST whose sequence
+    // number is that ACK's: past its own FIN. Such an RST follows a spurious retransmission of
+    // the FIN (a tail loss probe 10 ms after it, when the client's ACK is late) and resets
+    // nothing; any other RST from the VIP breaks a connection.
+    let (after_close, rsts): (Vec<_>, Vec<_>) = from_vip
+        .into_iter()
+        .filter(|(_, _, f)| f.is_some_and(|f| f.flags & 0x04 != 0))
+        .map(|(at, line, f)| (at, line, f.expect("filtered")))
+        .partition(|(_, _, f)| fin_end.get(&f.dst_port) == Some(&f.seq));
+    let rsts: Vec<(f64, String)> = rsts.into_iter().map(|(at, l, _)| (at, l)).collect();
+    let untranslated: Vec<(f64, String)> =
+        untranslated.into_iter().map(|(at, l, _)| (at, l)).collect();
     let served = cluster.stop_stream_servers();
     assert!(finished.is_some(), "the stream client did not finish");
     assert!(wrk_done.is_some(), "wrk did not finish");
@@ -314,9 +335,11 @@ fn killing_the_primary_mid_stream_loses_nothing() {
     );
     let _ = writeln!(
         summary,
-        "client capture: {} RSTs from the VIP, {} packets from backend addresses (untranslated) \
+        "client capture: {} RSTs from the VIP ({} more answered a duplicate ACK after the \
+         connection had closed cleanly), {} packets from backend addresses (untranslated) \
          (tcpdump: {})",
         rsts.len(),
+        after_close.len(),
         untranslated.len(),
         tcpdump_said.trim().replace('\n', "; ")
     );
@@ -400,6 +423,29 @@ fn describe_tcp(frame: &[u8]) -> String {
         ),
         _ => format!("{frame:02x?}"),
     }
+}
+
+/// The TCP header fields of a captured Ethernet/IPv4 frame that tell a reset from a close.
+#[derive(Clone, Copy, Debug)]
+struct TcpFacts {
+    dst_port: u16,
+    seq: u32,
+    flags: u8,
+    payload: u32,
+}
+
+fn tcp_facts(frame: &[u8]) -> Option<TcpFacts> {
+    let ip = frame.get(14..)?;
+    let ihl = usize::from(ip.first()? & 0x0f) * 4;
+    let total = usize::from(u16::from_be_bytes([*ip.get(2)?, *ip.get(3)?]));
+    let tcp = ip.get(ihl..)?;
+    let data_offset = usize::from(tcp.get(12)? >> 4) * 4;
+    Some(TcpFacts {
+        dst_port: u16::from_be_bytes([*tcp.get(2)?, *tcp.get(3)?]),
+        seq: u32::from_be_bytes(tcp.get(4..8)?.try_into().ok()?),
+        flags: *tcp.get(13)?,
+        payload: u32::try_from(total.checked_sub(ihl + data_offset)?).ok()?,
+    })
 }
 
 fn spread(bodies: &[String]) -> BTreeMap<&str, usize> {

@@ -735,3 +735,126 @@ fn forged_and_replayed_replication_is_rejected_and_counted() {
     );
     cluster.curl(5);
 }
+
+/// What one load run cost the managers.
+struct Cost {
+    connections: u64,
+    seconds: f64,
+    /// CPU time of each manager during the run, `m1` first.
+    cpu: Vec<Duration>,
+    records: u64,
+    /// UDP payload bytes from `m1` to `m2` by message type (replicate, heartbeat).
+    replicate_bytes: u64,
+    replicate_datagrams: u64,
+    heartbeat_bytes: u64,
+}
+
+/// Short connections (wrk, `Connection: close`) through the VIP for 10 s with `managers`
+/// managers; what the managers spent on them.
+fn load_run(tag: &str, managers: usize) -> Cost {
+    const SECONDS: u64 = 10;
+    let cluster = Cluster::start(tag, Settings::managers(managers));
+    let capture = (managers > 1).then(|| {
+        Capture::start(
+            &cluster.managers[1],
+            &cluster.manager_ifaces[1],
+            &format!(
+                "udp and src host {} and dst port {}",
+                manager4(1),
+                failover::MANAGER_PORT
+            ),
+            &cluster.dir().join("replication.pcap"),
+        )
+    });
+    let records_before = counter(&cluster.failover(1).unwrap_or_default(), "records_sent");
+    let cpu_before: Vec<Duration> = (1..=managers).map(|k| cluster.manager_cpu(k)).collect();
+    let started = Instant::now();
+    let run = cluster
+        .client
+        .output(&[
+            "wrk",
+            "-t1",
+            "-c4",
+            &format!("-d{SECONDS}s"),
+            "-H",
+            "Connection: close",
+            &format!("http://{VIP4}/"),
+        ])
+        .expect("wrk runs");
+    let out = String::from_utf8_lossy(&run.stdout).into_owned();
+    let seconds = started.elapsed().as_secs_f64();
+    let cpu: Vec<Duration> = (1..=managers)
+        .map(|k| cluster.manager_cpu(k).saturating_sub(cpu_before[k - 1]))
+        .collect();
+    // Records of the last flows' closes may still be in flight.
+    std::thread::sleep(Duration::from_millis(300));
+    let records =
+        counter(&cluster.failover(1).unwrap_or_default(), "records_sent") - records_before;
+    let wrk = parse_wrk(&out);
+    assert!(
+        wrk.requests > 0 && wrk.socket_errors.is_none() && wrk.non_2xx == 0,
+        "wrk through the VIP: {out}\n{}",
+        cluster.diagnostics()
+    );
+    let (mut replicate_bytes, mut replicate_datagrams, mut heartbeat_bytes) = (0, 0, 0);
+    if let Some(capture) = capture {
+        for (_, frame) in capture.stop().0 {
+            let Some((_, payload)) = udp_payload(&frame) else {
+                continue;
+            };
+            match payload.get(1) {
+                Some(7) => {
+                    replicate_bytes += payload.len() as u64;
+                    replicate_datagrams += 1;
+                }
+                Some(8) => heartbeat_bytes += payload.len() as u64,
+                _ => {}
+            }
+        }
+    }
+    Cost {
+        connections: wrk.requests,
+        seconds,
+        cpu,
+        records,
+        replicate_bytes,
+        replicate_datagrams,
+        heartbeat_bytes,
+    }
+}
+
+/// Measures what replication costs per new flow (docs/failover.md): the same load with one
+/// manager alone and with a backup. Figures are printed; only their existence is asserted.
+#[test]
+fn replication_overhead_per_new_flow() {
+    let _serial = serial();
+    let alone = load_run("forepl1", 1);
+    let paired = load_run("forepl2", 2);
+    let per_flow = |d: Duration, c: &Cost| d.as_secs_f64() * 1e6 / c.connections as f64;
+    println!(
+        "replication overhead: alone {} new connections in {:.1} s ({:.0}/s), active manager \
+         {:.1} µs CPU per new flow; with a backup {} in {:.1} s ({:.0}/s), active manager {:.1} µs, \
+         backup {:.1} µs CPU per new flow; {:.2} records, {:.1} replication bytes ({:.3} \
+         datagrams) per new flow; heartbeats {} bytes in the run",
+        alone.connections,
+        alone.seconds,
+        alone.connections as f64 / alone.seconds,
+        per_flow(alone.cpu[0], &alone),
+        paired.connections,
+        paired.seconds,
+        paired.connections as f64 / paired.seconds,
+        per_flow(paired.cpu[0], &paired),
+        per_flow(paired.cpu[1], &paired),
+        paired.records as f64 / paired.connections as f64,
+        paired.replicate_bytes as f64 / paired.connections as f64,
+        paired.replicate_datagrams as f64 / paired.connections as f64,
+        paired.heartbeat_bytes,
+    );
+    assert!(
+        paired.records >= paired.connections,
+        "every new flow is replicated at least once: {} records for {} connections",
+        paired.records,
+        paired.connections
+    );
+    assert!(paired.replicate_bytes > 0 && alone.records == 0);
+}

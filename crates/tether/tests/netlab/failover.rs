@@ -307,6 +307,34 @@ impl Cluster {
         self.manager_procs[k - 1] = Some(process);
     }
 
+    /// CPU time (user and system) the manager on `mK` has used so far, from `/proc`.
+    pub fn manager_cpu(&self, k: usize) -> Duration {
+        let pid = self.manager_procs[k - 1]
+            .as_ref()
+            .unwrap_or_else(|| panic!("m{k} is not running"))
+            .pid();
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc stat");
+        // Fields after the command name (which may hold spaces): state is field 3; utime and
+        // stime are fields 14 and 15, in clock ticks.
+        let rest = stat.rsplit_once(')').expect("stat has a command").1;
+        let fields: Vec<u64> = rest
+            .split_whitespace()
+            .skip(11)
+            .take(2)
+            .map(|f| f.parse().expect("a tick count"))
+            .collect();
+        let ticks = fields.iter().sum::<u64>();
+        let out = std::process::Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .expect("getconf");
+        let per_second: u64 = String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .expect("CLK_TCK");
+        Duration::from_micros(ticks * 1_000_000 / per_second)
+    }
+
     /// Kills the manager on `mK` with SIGKILL and waits until it is gone.
     pub fn kill_manager(&mut self, k: usize) {
         let mut process = self.manager_procs[k - 1]

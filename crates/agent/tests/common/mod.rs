@@ -6,6 +6,8 @@
     reason = "shared by several test crates, each using a part; packet builders take every field"
 )]
 
+pub mod established;
+
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 

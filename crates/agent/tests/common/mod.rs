@@ -7,6 +7,7 @@
 )]
 
 pub mod established;
+pub mod new_flow;
 
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};

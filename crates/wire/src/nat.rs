@@ -66,6 +66,7 @@ pub fn apply(ip: &mut [u8], info: &PacketInfo, rewrite: &Rewrite) -> Result<(), 
 
 /// Rewrites a packet that is not an ICMP error: its IP header and, unless it is a non-first
 /// fragment, its transport header.
+#[inline]
 fn apply_flow(ip: &mut [u8], info: &PacketInfo, rewrite: &Rewrite) -> Result<(), WireError> {
     let l4_offset = info.l4_offset.min(ip.len());
     let l4 = &ip[l4_offset..];
@@ -286,6 +287,7 @@ pub fn adjust_sequence(
 /// Decrements the IPv4 TTL (fixing the header checksum) or the IPv6 hop limit, as a router
 /// does. Returns `false`, leaving the packet unchanged, when the packet must not be forwarded
 /// because the value is already 0 or 1.
+#[inline]
 pub fn decrement_ttl(ip: &mut [u8], info: &PacketInfo) -> Result<bool, WireError> {
     match info.version {
         IpVersion::V4 => {

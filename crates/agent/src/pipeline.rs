@@ -39,6 +39,7 @@ impl Agent {
         verdict
     }
 
+    #[inline]
     fn frame_verdict(&mut self, now: Timestamp, frame: &mut [u8]) -> Verdict {
         let meta = match packet::parse_ethernet(frame) {
             Ok(meta) => meta,
@@ -72,6 +73,7 @@ impl Agent {
         self.packet_verdict(now, ip, &info)
     }
 
+    #[inline]
     fn packet_verdict(&mut self, now: Timestamp, ip: &mut [u8], info: &PacketInfo) -> Verdict {
         let key = info.lookup_key();
         let Self {

@@ -263,6 +263,10 @@ struct L3 {
 
 impl L3 {
     /// Parses the transport header in `l4` (the bytes from `l4_offset` to `total_len`).
+    #[expect(
+        clippy::inline_always,
+        reason = "measured: inlined into both parses it saves 10 to 60 instructions a packet (scripts/callgrind)"
+    )]
     #[inline(always)]
     fn finish(self, l4: &[u8]) -> Result<PacketInfo, WireError> {
         let transport = match (self.version, self.protocol) {

@@ -11,6 +11,7 @@ use crate::{DropReason, Map, Route, TrafficStats};
 
 /// Executes `affinity` on the IP packet `ip` (exactly the packet, no trailing padding),
 /// rewriting it in place, and says where it goes.
+#[inline]
 pub(crate) fn execute(
     ip: &mut [u8],
     info: &PacketInfo,

@@ -29,7 +29,8 @@
 //! What it does not do: no I/O and no clock. It opens no socket, reads no time (every input
 //! carries a [`Timestamp`]), resolves no next-hop MAC address and announces no route; the
 //! runtime does those with what the agent returns. It never answers a packet with a reset.
-//! The established-flow path (fixed match, NAT, forward) allocates nothing.
+//! The established-flow path (fixed match, NAT, forward) allocates nothing and takes no lock
+//! (`tests/no_alloc.rs` proves it with a counting allocator).
 #![forbid(unsafe_code)]
 
 mod actions;

@@ -39,6 +39,7 @@ impl Agent {
         verdict
     }
 
+    #[inline]
     fn frame_verdict(&mut self, now: Timestamp, frame: &mut [u8]) -> Verdict {
         let meta = match packet::parse_ethernet(frame) {
             Ok(meta) => meta,
@@ -72,6 +73,7 @@ impl Agent {
         self.packet_verdict(now, ip, &info)
     }
 
+    #[inline]
     fn packet_verdict(&mut self, now: Timestamp, ip: &mut [u8], info: &PacketInfo) -> Verdict {
         let key = info.lookup_key();
         let Self {
@@ -92,6 +94,14 @@ impl Agent {
             return Verdict::NotOurs;
         };
         if let Some(frag) = info.fragment.filter(|f| f.offset == 0 && f.more) {
+            // A first fragment was looked up by its own key, never recalled.
+            let found = match found {
+                Found::Fixed => AffinityRef::Fixed {
+                    key,
+                    manager: affinity.manager,
+                },
+                Found::Wildcard(id) => AffinityRef::Wildcard(id),
+            };
             fragments.remember(datagram(info, frag.id), found, now);
         }
 
@@ -102,8 +112,8 @@ impl Agent {
             .as_ref()
             .map_or(Interest::None, |c| interest::decide(c, bits));
         let kind = match found {
-            AffinityRef::Fixed { .. } => MatchKind::Fixed,
-            AffinityRef::Wildcard(_) => MatchKind::Wildcard,
+            Found::Fixed => MatchKind::Fixed,
+            Found::Wildcard(_) => MatchKind::Wildcard,
         };
         let mut out = Outbox { outbox, stats };
         match decision {
@@ -148,8 +158,18 @@ fn datagram(info: &PacketInfo, id: u32) -> DatagramId {
     }
 }
 
+/// The kind of affinity [`locate`] found: a fixed one (of the packet's key, or for a later
+/// fragment the one its first fragment matched), or a wildcard by id. The packet path builds
+/// the full [`AffinityRef`] only for a first fragment, which is rare.
+#[derive(Clone, Copy, Debug)]
+enum Found {
+    Fixed,
+    Wildcard(u64),
+}
+
 /// Finds the affinity that handles a packet: the remembered one for a later fragment, else the
 /// best fixed affinity, else the best wildcard.
+#[inline]
 fn locate<'a>(
     fixed: &'a mut FixedTable,
     wildcards: &'a mut WildcardTable,
@@ -157,7 +177,7 @@ fn locate<'a>(
     key: &AffinityKey,
     info: &PacketInfo,
     now: Timestamp,
-) -> Option<(AffinityRef, &'a mut Affinity)> {
+) -> Option<(Found, &'a mut Affinity)> {
     if let Some(frag) = info.fragment.filter(|f| f.offset != 0) {
         let recalled = fragments.recall(&datagram(info, frag.id), now);
         // Checked before borrowing mutably: the borrow checker cannot yet see that a failed
@@ -166,11 +186,14 @@ fn locate<'a>(
             AffinityRef::Fixed { key, manager } => fixed.contains(&key, manager, now),
             AffinityRef::Wildcard(id) => wildcards.contains(id, now),
         }) {
-            let affinity = match r {
-                AffinityRef::Fixed { key, manager } => fixed.get_mut(&key, manager, now),
-                AffinityRef::Wildcard(id) => wildcards.get_mut(id, now),
+            return match r {
+                AffinityRef::Fixed { key, manager } => {
+                    fixed.get_mut(&key, manager, now).map(|a| (Found::Fixed, a))
+                }
+                AffinityRef::Wildcard(id) => {
+                    wildcards.get_mut(id, now).map(|a| (Found::Wildcard(id), a))
+                }
             };
-            return affinity.map(|a| (r, a));
         }
         // Seen before its first fragment (or after the memory lapsed): the ports are unknown,
         // so only wildcards that accept any port can match.
@@ -181,15 +204,14 @@ fn locate<'a>(
         };
         return wildcards
             .best_mut(&portless, now)
-            .map(|(id, a)| (AffinityRef::Wildcard(id), a));
+            .map(|(id, a)| (Found::Wildcard(id), a));
     }
     if let Some(a) = fixed.best_mut(key, now) {
-        let manager = a.manager;
-        return Some((AffinityRef::Fixed { key: *key, manager }, a));
+        return Some((Found::Fixed, a));
     }
     wildcards
         .best_mut(key, now)
-        .map(|(id, a)| (AffinityRef::Wildcard(id), a))
+        .map(|(id, a)| (Found::Wildcard(id), a))
 }
 
 /// The parts of the agent that send service messages, borrowed apart from the tables.

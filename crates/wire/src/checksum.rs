@@ -17,8 +17,18 @@ const ICMP_CHECKSUM_AT: usize = 2;
 const IPV4_CHECKSUM_AT: usize = 10;
 
 /// Adds `data` as big-endian 16-bit words (an odd last byte padded with zero) to `acc`.
+///
+/// Takes 32 bits at a time: a big-endian 32-bit word `hi * 2^16 + lo` is congruent to
+/// `hi + lo` modulo 2^16 - 1, the modulus of the one's-complement sum, and [`fold`] reduces
+/// modulo that. A `u64` cannot overflow on any buffer a packet can hold.
+#[inline]
 fn accumulate(mut acc: u64, data: &[u8]) -> u64 {
-    let mut words = data.chunks_exact(2);
+    let mut quads = data.chunks_exact(4);
+    for quad in &mut quads {
+        acc += u64::from(u32::from_be_bytes([quad[0], quad[1], quad[2], quad[3]]));
+    }
+    let rest = quads.remainder();
+    let mut words = rest.chunks_exact(2);
     for word in &mut words {
         acc += u64::from(u16::from_be_bytes([word[0], word[1]]));
     }
@@ -28,11 +38,15 @@ fn accumulate(mut acc: u64, data: &[u8]) -> u64 {
     acc
 }
 
-/// Folds carries back into the low 16 bits (end-around carry).
-fn fold(mut acc: u64) -> u16 {
-    while acc > 0xFFFF {
-        acc = (acc & 0xFFFF) + (acc >> 16);
-    }
+/// Folds carries back into the low 16 bits (end-around carry), without a loop: 64 bits to
+/// 33, to 17 + 1, to at most 0x1_0001, to at most 0xFFFF. Each step keeps the value modulo
+/// 2^16 - 1 and keeps a non-zero value non-zero, as the textbook loop does.
+#[inline]
+fn fold(acc: u64) -> u16 {
+    let acc = (acc & 0xFFFF_FFFF) + (acc >> 32);
+    let acc = (acc & 0xFFFF) + (acc >> 16);
+    let acc = (acc & 0xFFFF) + (acc >> 16);
+    let acc = (acc & 0xFFFF) + (acc >> 16);
     acc as u16
 }
 
@@ -115,34 +129,59 @@ pub fn verifies(pseudo: u16, data: &[u8]) -> bool {
     fold(accumulate(u64::from(pseudo), data)) == 0xFFFF
 }
 
-/// RFC 1624 eqn. 3 over a set of replaced words: HC' = ~(~HC + Σ~m + Σm').
-fn update_words(checksum: u16, old: &[u8], new: &[u8]) -> u16 {
-    let mut acc = u64::from(!checksum);
-    let mut words = old.chunks_exact(2);
-    for word in &mut words {
-        acc += u64::from(!u16::from_be_bytes([word[0], word[1]]));
+/// RFC 1624 eqn. 3, HC' = ~(~HC + Σ~m + Σm'), given `delta` = Σ~m + Σm'.
+#[inline]
+pub fn apply_delta(checksum: u16, delta: u64) -> u16 {
+    !fold(u64::from(!checksum) + delta)
+}
+
+/// The RFC 1624 difference Σ~m + Σm' of a 16-bit word changing from `old` to `new`.
+#[inline]
+pub fn delta_u16(old: u16, new: u16) -> u64 {
+    u64::from(!old) + u64::from(new)
+}
+
+/// The RFC 1624 difference of a 32-bit value (two 16-bit words) changing from `old` to `new`:
+/// the complement of a 32-bit word is the pair of its complemented halves.
+#[inline]
+pub fn delta_u32(old: u32, new: u32) -> u64 {
+    u64::from(!old) + u64::from(new)
+}
+
+/// The RFC 1624 difference of a 128-bit value (eight 16-bit words) changing from `old` to
+/// `new`, as four 32-bit words each.
+#[inline]
+pub fn delta_u128(old: u128, new: u128) -> u64 {
+    let (old, new) = (!old, new);
+    let mut acc = 0u64;
+    for shift in [0, 32, 64, 96] {
+        acc += u64::from((old >> shift) as u32) + u64::from((new >> shift) as u32);
     }
-    !fold(accumulate(acc, new))
+    acc
 }
 
 /// Updates `checksum` for one 16-bit word changing from `old` to `new` (RFC 1624).
+#[inline]
 pub fn update_u16(checksum: u16, old: u16, new: u16) -> u16 {
-    update_words(checksum, &old.to_be_bytes(), &new.to_be_bytes())
+    apply_delta(checksum, delta_u16(old, new))
 }
 
 /// Updates `checksum` for a 32-bit value changing from `old` to `new` (RFC 1624).
+#[inline]
 pub fn update_u32(checksum: u16, old: u32, new: u32) -> u16 {
-    update_words(checksum, &old.to_be_bytes(), &new.to_be_bytes())
+    apply_delta(checksum, delta_u32(old, new))
 }
 
 /// Updates `checksum` for an IPv4 address changing from `old` to `new` (RFC 1624).
+#[inline]
 pub fn update_ipv4_addr(checksum: u16, old: Ipv4Addr, new: Ipv4Addr) -> u16 {
-    update_words(checksum, &old.octets(), &new.octets())
+    update_u32(checksum, old.to_bits(), new.to_bits())
 }
 
 /// Updates `checksum` for an IPv6 address changing from `old` to `new` (RFC 1624).
+#[inline]
 pub fn update_ipv6_addr(checksum: u16, old: Ipv6Addr, new: Ipv6Addr) -> u16 {
-    update_words(checksum, &old.octets(), &new.octets())
+    apply_delta(checksum, delta_u128(old.to_bits(), new.to_bits()))
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Flow keys: the 5-tuple that names one direction of a connection.
 
 use core::fmt;
+use core::hash::{Hash, Hasher};
 use core::net::IpAddr;
 
 /// IANA protocol number of TCP.
@@ -15,7 +16,7 @@ pub const PROTO_ICMPV6: u8 = 58;
 /// The affinity key of a flow: protocol, source address and port, destination address and port.
 ///
 /// Ports are 0 for protocols without ports. Both addresses are of the same family.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct AffinityKey {
     /// IANA protocol number (6 = TCP, 17 = UDP).
     pub protocol: u8,
@@ -44,6 +45,33 @@ impl AffinityKey {
     /// Whether both addresses are IPv6.
     pub fn is_ipv6(&self) -> bool {
         self.src.is_ipv6()
+    }
+}
+
+/// Hashes in two or three wide words instead of field by field (a key is hashed for every
+/// packet the agent sees): protocol, ports and family in one, then the addresses. Equal keys
+/// write equal words, as `Hash` requires of a type whose `Eq` compares every field.
+impl Hash for AffinityKey {
+    #[inline]
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        let head = u64::from(self.protocol) << 32
+            | u64::from(self.src_port) << 16
+            | u64::from(self.dst_port);
+        match (self.src, self.dst) {
+            (IpAddr::V4(src), IpAddr::V4(dst)) => {
+                state.write_u64(head);
+                state.write_u64(u64::from(src.to_bits()) << 32 | u64::from(dst.to_bits()));
+            }
+            (src, dst) => {
+                let bits = |addr: IpAddr| match addr {
+                    IpAddr::V4(a) => (1 << 64) | u128::from(a.to_bits()),
+                    IpAddr::V6(a) => a.to_bits(),
+                };
+                state.write_u64(head | 1 << 40);
+                state.write_u128(bits(src));
+                state.write_u128(bits(dst));
+            }
+        }
     }
 }
 

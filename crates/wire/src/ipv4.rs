@@ -223,6 +223,16 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
         self.set_checksum(value);
     }
 
+    /// Sets the source address; the caller fixes the header checksum.
+    pub fn set_src_addr(&mut self, addr: Ipv4Addr) {
+        self.data_mut()[field::SRC_ADDR].copy_from_slice(&addr.octets());
+    }
+
+    /// Sets the destination address; the caller fixes the header checksum.
+    pub fn set_dst_addr(&mut self, addr: Ipv4Addr) {
+        self.data_mut()[field::DST_ADDR].copy_from_slice(&addr.octets());
+    }
+
     /// Sets the source address, updating the header checksum incrementally.
     pub fn set_src_addr_and_update_checksum(&mut self, addr: Ipv4Addr) {
         let old = self.src_addr();

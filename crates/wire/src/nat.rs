@@ -66,6 +66,7 @@ pub fn apply(ip: &mut [u8], info: &PacketInfo, rewrite: &Rewrite) -> Result<(), 
 
 /// Rewrites a packet that is not an ICMP error: its IP header and, unless it is a non-first
 /// fragment, its transport header.
+#[inline]
 fn apply_flow(ip: &mut [u8], info: &PacketInfo, rewrite: &Rewrite) -> Result<(), WireError> {
     let l4_offset = info.l4_offset.min(ip.len());
     let l4 = &ip[l4_offset..];
@@ -96,25 +97,13 @@ fn apply_flow(ip: &mut [u8], info: &PacketInfo, rewrite: &Rewrite) -> Result<(),
     Ok(())
 }
 
-/// Old and new values of the addresses a rewrite changed, for pseudo-header checksums.
+/// The RFC 1624 difference (Σ~m + Σm') of the address words a rewrite changed, which the
+/// pseudo-header checksums of TCP, UDP and ICMPv6 take as they are. 0 when nothing changed.
 #[derive(Clone, Copy, Debug, Default)]
 struct AddrChanges {
-    src: Option<(IpAddr, IpAddr)>,
-    dst: Option<(IpAddr, IpAddr)>,
-}
-
-impl AddrChanges {
-    fn update(&self, mut sum: u16) -> u16 {
-        for (old, new) in [self.src, self.dst].into_iter().flatten() {
-            sum = match (old, new) {
-                (IpAddr::V4(old), IpAddr::V4(new)) => checksum::update_ipv4_addr(sum, old, new),
-                (IpAddr::V6(old), IpAddr::V6(new)) => checksum::update_ipv6_addr(sum, old, new),
-                // `apply` rejected rewrites of the other family before anything was written.
-                _ => sum,
-            };
-        }
-        sum
-    }
+    delta: u64,
+    /// Whether an address was written (its delta may still be 0 modulo 2^16 - 1).
+    changed: bool,
 }
 
 /// New port values; `None` keeps a port.
@@ -125,39 +114,46 @@ struct Ports {
 }
 
 /// Rewrites the addresses of the IP header at the start of `ip`, fixing an IPv4 header
-/// checksum, and reports what changed.
+/// checksum (once, for both addresses), and reports what changed.
 fn rewrite_ip_header(
     ip: &mut [u8],
     version: IpVersion,
     src: Option<IpAddr>,
     dst: Option<IpAddr>,
 ) -> Result<AddrChanges, WireError> {
-    let mut changes = AddrChanges::default();
+    let mut delta = 0;
     match version {
         IpVersion::V4 => {
             let mut packet = Ipv4Packet::new_checked(ip)?;
             if let Some(IpAddr::V4(new)) = src {
-                changes.src = Some((packet.src_addr().into(), new.into()));
-                packet.set_src_addr_and_update_checksum(new);
+                delta += checksum::delta_u32(packet.src_addr().to_bits(), new.to_bits());
+                packet.set_src_addr(new);
             }
             if let Some(IpAddr::V4(new)) = dst {
-                changes.dst = Some((packet.dst_addr().into(), new.into()));
-                packet.set_dst_addr_and_update_checksum(new);
+                delta += checksum::delta_u32(packet.dst_addr().to_bits(), new.to_bits());
+                packet.set_dst_addr(new);
+            }
+            if src.is_some() || dst.is_some() {
+                let sum = checksum::apply_delta(packet.checksum(), delta);
+                packet.set_checksum(sum);
             }
         }
         IpVersion::V6 => {
             let mut packet = Ipv6Packet::new_checked(ip)?;
             if let Some(IpAddr::V6(new)) = src {
-                changes.src = Some((packet.src_addr().into(), new.into()));
+                delta += checksum::delta_u128(packet.src_addr().to_bits(), new.to_bits());
                 packet.set_src_addr(new);
             }
             if let Some(IpAddr::V6(new)) = dst {
-                changes.dst = Some((packet.dst_addr().into(), new.into()));
+                delta += checksum::delta_u128(packet.dst_addr().to_bits(), new.to_bits());
                 packet.set_dst_addr(new);
             }
         }
     }
-    Ok(changes)
+    Ok(AddrChanges {
+        delta,
+        changed: src.is_some() || dst.is_some(),
+    })
 }
 
 /// Rewrites the ports of a TCP or UDP header in `l4` and fixes its checksum, or fixes the
@@ -176,16 +172,21 @@ fn rewrite_transport(
         (PROTO_ICMPV6, IpVersion::V6) => icmpv6::CHECKSUM_OFFSET,
         _ => return,
     };
-    let mut old_ports = [0u16; 2];
-    let mut new_ports = [0u16; 2];
+    let mut delta = addrs.delta;
+    let mut changed = addrs.changed;
     if matches!(protocol, PROTO_TCP | PROTO_UDP)
         && let Some(field) = l4.get_mut(..4)
     {
-        for (i, new) in [ports.src, ports.dst].into_iter().enumerate() {
-            let at = &mut field[2 * i..2 * i + 2];
-            old_ports[i] = read_u16(at);
-            new_ports[i] = new.unwrap_or(old_ports[i]);
-            write_u16(at, new_ports[i]);
+        for (at, new) in [(0, ports.src), (2, ports.dst)] {
+            if let Some(new) = new {
+                let word = &mut field[at..at + 2];
+                let old = read_u16(word);
+                if old != new {
+                    delta += checksum::delta_u16(old, new);
+                    changed = true;
+                    write_u16(word, new);
+                }
+            }
         }
     }
     let Some(field) = l4.get_mut(checksum_at..checksum_at + 2) else {
@@ -195,12 +196,11 @@ fn rewrite_transport(
     if protocol == PROTO_UDP && version == IpVersion::V4 && old == 0 {
         return;
     }
-    let mut sum = addrs.update(old);
-    for (old_port, new_port) in old_ports.into_iter().zip(new_ports) {
-        if old_port != new_port {
-            sum = checksum::update_u16(sum, old_port, new_port);
-        }
-    }
+    let mut sum = if changed {
+        checksum::apply_delta(old, delta)
+    } else {
+        old
+    };
     if protocol == PROTO_UDP {
         sum = checksum::udp_nonzero(sum);
     }
@@ -287,6 +287,7 @@ pub fn adjust_sequence(
 /// Decrements the IPv4 TTL (fixing the header checksum) or the IPv6 hop limit, as a router
 /// does. Returns `false`, leaving the packet unchanged, when the packet must not be forwarded
 /// because the value is already 0 or 1.
+#[inline]
 pub fn decrement_ttl(ip: &mut [u8], info: &PacketInfo) -> Result<bool, WireError> {
     match info.version {
         IpVersion::V4 => {

@@ -207,6 +207,7 @@ impl PacketInfo {
     }
 }
 
+#[inline]
 fn parse_v4(ip: &[u8]) -> Result<PacketInfo, WireError> {
     let packet = Ipv4Packet::new_checked(ip)?;
     packet.check_total_len()?;
@@ -231,6 +232,7 @@ fn parse_v4(ip: &[u8]) -> Result<PacketInfo, WireError> {
     l3.finish(packet.payload())
 }
 
+#[inline]
 fn parse_v6(ip: &[u8]) -> Result<PacketInfo, WireError> {
     let packet = Ipv6Packet::new_checked(ip)?;
     packet.check_payload_len()?;
@@ -261,6 +263,11 @@ struct L3 {
 
 impl L3 {
     /// Parses the transport header in `l4` (the bytes from `l4_offset` to `total_len`).
+    #[expect(
+        clippy::inline_always,
+        reason = "measured: inlined into both parses it saves 10 to 60 instructions a packet (scripts/callgrind)"
+    )]
+    #[inline(always)]
     fn finish(self, l4: &[u8]) -> Result<PacketInfo, WireError> {
         let transport = match (self.version, self.protocol) {
             _ if self.fragment.is_some_and(|f| f.offset != 0) => Transport::Opaque,
@@ -309,6 +316,7 @@ impl L3 {
     }
 }
 
+#[inline]
 fn parse_tcp(l4: &[u8]) -> Result<Transport, WireError> {
     let segment = TcpPacket::new_checked(l4)?;
     segment.check_options()?;
@@ -324,6 +332,7 @@ fn parse_tcp(l4: &[u8]) -> Result<Transport, WireError> {
 
 /// A first fragment holds only part of the datagram its length field describes, so only the
 /// lower bound of that field can be checked there.
+#[inline]
 fn parse_udp(l4: &[u8], first_fragment: bool) -> Result<Transport, WireError> {
     let datagram = UdpPacket::new_checked(l4)?;
     let payload_len = if first_fragment {

@@ -61,8 +61,16 @@ impl FixedTable {
     }
 
     /// The best live affinity for `key`.
+    #[inline]
     pub fn best_mut(&mut self, key: &AffinityKey, now: Timestamp) -> Option<&mut Affinity> {
         let entries = self.map.get_mut(key)?;
+        // Most keys have one manager's affinity: no ranking to do.
+        if entries.len() == 1 {
+            return entries
+                .first_mut()
+                .map(|e| &mut e.affinity)
+                .filter(|a| a.live(now));
+        }
         entries
             .iter_mut()
             .map(|e| &mut e.affinity)

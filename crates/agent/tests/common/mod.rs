@@ -6,6 +6,9 @@
     reason = "shared by several test crates, each using a part; packet builders take every field"
 )]
 
+pub mod established;
+pub mod new_flow;
+
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 

@@ -40,6 +40,8 @@ mod stop;
 pub mod stream;
 pub mod topology;
 pub mod udp;
+pub mod udpgen;
+pub mod bench;
 
 pub use error::LabError;
 pub use stop::StopFlag;

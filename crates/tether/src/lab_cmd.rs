@@ -129,9 +129,12 @@ pub struct BenchArgs {
     /// Where the raw medians, ranges and runs go, as JSON.
     #[arg(long, value_name = "FILE", default_value = "target/bench/results.json")]
     pub out: PathBuf,
-    /// Tether agent workers and HAProxy threads [default: the number of CPUs].
+    /// HAProxy threads (nbthread) [default: the number of CPUs].
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
+    /// Tether agent workers (`agent.workers`).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub tether_workers: usize,
 }
 
 fn bench_run(args: &BenchArgs) -> anyhow::Result<()> {
@@ -158,7 +161,8 @@ fn bench_run(args: &BenchArgs) -> anyhow::Result<()> {
         quick: args.quick,
         modes,
         out: args.out.clone(),
-        threads: threads.clamp(1, 16),
+        threads: threads.clamp(1, 64),
+        tether_workers: args.tether_workers.clamp(1, 16),
     };
     let results = bench::run(&config)?;
     println!("\nMedians (min–max) over {runs} run(s):\n\n{}", results.medians_table());

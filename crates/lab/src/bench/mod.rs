@@ -108,8 +108,10 @@ pub struct BenchConfig {
     pub modes: Vec<Mode>,
     /// Where the JSON results go.
     pub out: PathBuf,
-    /// Tether agent workers and HAProxy threads (the machine's cores).
+    /// HAProxy threads (the machine's cores).
     pub threads: usize,
+    /// Tether agent workers.
+    pub tether_workers: usize,
 }
 
 impl BenchConfig {
@@ -152,7 +154,11 @@ pub fn run(config: &BenchConfig) -> Result<Results, LabError> {
     let mut lab = BenchLab::new(&config.exe)?;
     for &mode in &config.modes {
         say(&format!("{}: starting", mode.label()));
-        lab.start(mode, config.threads)?;
+        let threads = match mode {
+            Mode::TetherNat | Mode::TetherDsr => config.tether_workers,
+            Mode::Haproxy | Mode::Nftables => config.threads,
+        };
+        lab.start(mode, threads)?;
         let outcome = measure_mode(&lab, config, mode, &mut results);
         let stopped = lab.stop(mode);
         outcome?;
@@ -195,7 +201,8 @@ fn machine_description(config: &BenchConfig) -> BTreeMap<String, String> {
     );
     m.insert("runs".into(), config.runs.to_string());
     m.insert("quick".into(), config.quick.to_string());
-    m.insert("threads".into(), config.threads.to_string());
+    m.insert("haproxy_threads".into(), config.threads.to_string());
+    m.insert("tether_workers".into(), config.tether_workers.to_string());
     m.insert(
         "load_before".into(),
         std::fs::read_to_string("/proc/loadavg")
@@ -217,6 +224,7 @@ struct CpuSnapshot {
 struct CpuUse {
     process_s: Option<f64>,
     kernel_s: f64,
+    busy_s: f64,
     packets: u64,
 }
 
@@ -248,6 +256,7 @@ fn cpu_since(lab: &BenchLab, before: &CpuSnapshot) -> Result<CpuUse, LabError> {
             _ => None,
         },
         kernel_s: after.machine.since(&before.machine).kernel() as f64 / TICKS,
+        busy_s: after.machine.since(&before.machine).busy() as f64 / TICKS,
         packets: after.node_rx.saturating_sub(before.node_rx),
     })
 }
@@ -263,8 +272,8 @@ impl CpuUse {
         Some(seconds * 1e6 / self.packets as f64)
     }
 
-    fn kernel_per_mpkt(&self) -> Option<f64> {
-        (self.packets > 0).then(|| self.kernel_s * 1e6 / self.packets as f64)
+    fn machine_per_mpkt(&self) -> Option<f64> {
+        (self.packets > 0).then(|| self.busy_s * 1e6 / self.packets as f64)
     }
 }
 
@@ -300,6 +309,14 @@ fn measure_mode(
             push("udp_max_pps", Some(udp.max_received_pps));
             push("udp_max_loss_pct", Some(udp.max_loss * 100.0));
             push("cpu_s_per_mpkt_udp", udp.cpu_per_mpkt);
+            push("machine_s_per_mpkt_udp", udp.machine_per_mpkt);
+            if udp.max_loss <= MAX_LOSS {
+                notes.push(format!(
+                    "run {run}: no UDP loss at the generator's maximum ({:.0} pps): the UDP \
+                     figure is the generator's limit, a lower bound for the director",
+                    udp.max_sent_pps
+                ));
+            }
         }
         let close = wrk(lab, config, true)?;
         say(&format!(
@@ -325,7 +342,7 @@ fn measure_mode(
         push("http_p50_ms", keep.p50_ms);
         push("http_p99_ms", keep.p99_ms);
         push("cpu_s_per_mpkt_http", cpu.director_per_mpkt());
-        push("kernel_s_per_mpkt_http", cpu.kernel_per_mpkt());
+        push("machine_s_per_mpkt_http", cpu.machine_per_mpkt());
         let bulk = iperf(lab, config)?;
         say(&format!(
             "{} run {run}: iperf3 {:.2} Gbit/s ({} retransmits)",
@@ -380,6 +397,7 @@ struct UdpResult {
     max_received_pps: f64,
     max_loss: f64,
     cpu_per_mpkt: Option<f64>,
+    machine_per_mpkt: Option<f64>,
 }
 
 /// The highest rate forwarded at no more than [`MAX_LOSS`]: a trial as fast as the generator
@@ -392,6 +410,7 @@ fn udp_search(lab: &BenchLab, config: &BenchConfig, mode: Mode) -> Result<UdpRes
         max_received_pps: max.received_pps(),
         max_loss: max.loss(),
         cpu_per_mpkt: None,
+        machine_per_mpkt: None,
     };
     // CPU per packet from the passing trial nearest the limit (or the flat-out one).
     let mut cpu_trial_pps = 0.0;
@@ -399,6 +418,8 @@ fn udp_search(lab: &BenchLab, config: &BenchConfig, mode: Mode) -> Result<UdpRes
         if trial.received_pps() >= cpu_trial_pps {
             cpu_trial_pps = trial.received_pps();
             result.cpu_per_mpkt = trial.cpu.director_per_mpkt_of(trial.received);
+            result.machine_per_mpkt = (trial.received > 0)
+                .then(|| trial.cpu.busy_s * 1e6 / trial.received as f64);
         }
     };
     if max.loss() <= MAX_LOSS {

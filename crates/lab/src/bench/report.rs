@@ -71,8 +71,13 @@ pub const METRICS: &[Metric] = &[
         higher_is_better: false,
     },
     Metric {
-        key: "kernel_s_per_mpkt_http",
-        label: "machine kernel CPU s / Mpkt (HTTP)",
+        key: "machine_s_per_mpkt_udp",
+        label: "whole-lab CPU s / Mpkt (UDP)",
+        higher_is_better: false,
+    },
+    Metric {
+        key: "machine_s_per_mpkt_http",
+        label: "whole-lab CPU s / Mpkt (HTTP)",
         higher_is_better: false,
     },
     Metric {

@@ -314,7 +314,7 @@ impl BenchLab {
                 .collect::<String>()
         };
         let config = format!(
-            "global\n  nbthread {threads}\n  maxconn 200000\n  log stderr format short local0 warning\n\n\
+            "global\n  nbthread {threads}\n  maxconn 9000\n  log stderr format short local0 warning\n\n\
              defaults\n  mode tcp\n  log global\n  timeout connect 5s\n  timeout client 120s\n  timeout server 120s\n\n\
              frontend web\n  bind {VIP4}:{HTTP_PORT}\n  default_backend web\n\n\
              backend web\n  balance roundrobin\n{web}\n\
@@ -331,6 +331,10 @@ impl BenchLab {
         self.director = Some(self.node.spawn(&["haproxy", "-db", "-f", &path])?);
         self.node
             .wait_listening(Transport::Tcp, HTTP_PORT, Duration::from_secs(10))
+            .map_err(|e| LabError::Protocol {
+                peer: "haproxy".to_owned(),
+                reason: format!("{e}: {}", self.director_log()),
+            })
     }
 
     /// Waits until a few HTTP requests through the VIP all succeed (backends found healthy).

@@ -31,6 +31,7 @@
 //! or [`UdpReport::from_json`](udp::UdpReport::from_json).
 #![forbid(unsafe_code)]
 
+pub mod bench;
 mod command;
 mod error;
 pub mod http;
@@ -41,7 +42,6 @@ pub mod stream;
 pub mod topology;
 pub mod udp;
 pub mod udpgen;
-pub mod bench;
 
 pub use error::LabError;
 pub use stop::StopFlag;

@@ -124,7 +124,11 @@ pub struct BenchArgs {
     #[arg(long)]
     pub quick: bool,
     /// Directors to run, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "tether-nat,tether-dsr,haproxy,nftables")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "tether-nat,tether-dsr,haproxy,nftables"
+    )]
     pub modes: Vec<String>,
     /// Where the raw medians, ranges and runs go, as JSON.
     #[arg(long, value_name = "FILE", default_value = "target/bench/results.json")]
@@ -149,9 +153,9 @@ fn bench_run(args: &BenchArgs) -> anyhow::Result<()> {
     if runs == 0 {
         bail!("--runs must be at least 1");
     }
-    let threads = args.threads.unwrap_or_else(|| {
-        std::thread::available_parallelism().map_or(1, core::num::NonZero::get)
-    });
+    let threads = args
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, core::num::NonZero::get));
     if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }
@@ -165,7 +169,10 @@ fn bench_run(args: &BenchArgs) -> anyhow::Result<()> {
         tether_workers: args.tether_workers.clamp(1, 16),
     };
     let results = bench::run(&config)?;
-    println!("\nMedians (min–max) over {runs} run(s):\n\n{}", results.medians_table());
+    println!(
+        "\nMedians (min–max) over {runs} run(s):\n\n{}",
+        results.medians_table()
+    );
     println!("Ratios of the medians:\n\n{}", results.ratio_table());
     println!("raw figures: {}", args.out.display());
     Ok(())

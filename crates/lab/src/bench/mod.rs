@@ -148,8 +148,10 @@ fn say(message: &str) {
 /// Builds the lab, measures every mode and returns the results (also written to `config.out`).
 pub fn run(config: &BenchConfig) -> Result<Results, LabError> {
     let started = Instant::now();
-    let mut results = Results::default();
-    results.machine = machine_description(config);
+    let mut results = Results {
+        machine: machine_description(config),
+        ..Results::default()
+    };
     say("building the lab: client, director node, three backends with nginx, iperf3 on b1");
     let mut lab = BenchLab::new(&config.exe)?;
     for &mode in &config.modes {
@@ -190,7 +192,9 @@ fn machine_description(config: &BenchConfig) -> BTreeMap<String, String> {
     m.insert("cpu_model".into(), model);
     m.insert(
         "cpus".into(),
-        thread::available_parallelism().map_or(0, std::num::NonZero::get).to_string(),
+        thread::available_parallelism()
+            .map_or(0, std::num::NonZero::get)
+            .to_string(),
     );
     m.insert(
         "kernel".into(),
@@ -418,8 +422,8 @@ fn udp_search(lab: &BenchLab, config: &BenchConfig, mode: Mode) -> Result<UdpRes
         if trial.received_pps() >= cpu_trial_pps {
             cpu_trial_pps = trial.received_pps();
             result.cpu_per_mpkt = trial.cpu.director_per_mpkt_of(trial.received);
-            result.machine_per_mpkt = (trial.received > 0)
-                .then(|| trial.cpu.busy_s * 1e6 / trial.received as f64);
+            result.machine_per_mpkt =
+                (trial.received > 0).then(|| trial.cpu.busy_s * 1e6 / trial.received as f64);
         }
     };
     if max.loss() <= MAX_LOSS {
@@ -461,7 +465,11 @@ fn udp_trial(
     rate: u64,
 ) -> Result<UdpTrial, LabError> {
     let trial = config.udp_trial();
-    let sinks = start_sinks(lab, mode.udp_backend_port(), trial + Duration::from_secs(10))?;
+    let sinks = start_sinks(
+        lab,
+        mode.udp_backend_port(),
+        trial + Duration::from_secs(10),
+    )?;
     let before = snapshot(lab)?;
     let out = lab.client.exec(&[
         lab.exe(),
@@ -514,7 +522,7 @@ fn start_sinks(lab: &BenchLab, port: u16, max: Duration) -> Result<Vec<Process>,
 fn collect_sinks(sinks: Vec<Process>) -> Result<Vec<SinkReport>, LabError> {
     let mut reports = Vec::new();
     for mut sink in sinks {
-        let status = sink.wait_timeout(Duration::from_secs(60))?;
+        let status = sink.wait_timeout(Duration::from_mins(1))?;
         if !status.is_some_and(|s| s.success()) {
             let _ = sink.stop();
             return Err(LabError::Protocol {
@@ -572,7 +580,7 @@ fn memory_per_million(
         return haproxy_memory(lab, config);
     }
     let flows = config.flows();
-    let sinks = start_sinks(lab, mode.udp_backend_port(), Duration::from_secs(120))?;
+    let sinks = start_sinks(lab, mode.udp_backend_port(), Duration::from_mins(2))?;
     let before = flow_memory(lab, mode)?;
     let mut sources = vec![crate::topology::CLIENT4.to_string()];
     sources.extend(EXTRA_SOURCES.iter().map(|s| (*s).to_owned()));
@@ -653,9 +661,8 @@ fn haproxy_memory(lab: &BenchLab, config: &BenchConfig) -> Result<(f64, String),
         value: "HAProxy".to_owned(),
         reason: "no haproxy process runs",
     })?;
-    let rss = || -> Result<u64, LabError> {
-        parse::parse_vm_rss(&read(&format!("/proc/{pid}/status"))?)
-    };
+    let rss =
+        || -> Result<u64, LabError> { parse::parse_vm_rss(&read(&format!("/proc/{pid}/status"))?) };
     let count = config.held_connections();
     let before = rss()?;
     let mut holder = lab.client.spawn(&[
@@ -669,7 +676,7 @@ fn haproxy_memory(lab: &BenchLab, config: &BenchConfig) -> Result<(f64, String),
         "--hold-ms",
         "60000",
     ])?;
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_mins(1);
     let held = loop {
         if let Some(line) = holder.stdout().lines().find(|l| l.starts_with("held ")) {
             break line
@@ -682,7 +689,7 @@ fn haproxy_memory(lab: &BenchLab, config: &BenchConfig) -> Result<(f64, String),
             let _ = holder.stop();
             return Err(LabError::Timeout {
                 what: format!("{count} held connections: {}", holder.stderr()),
-                waited: Duration::from_secs(60),
+                waited: Duration::from_mins(1),
             });
         }
         thread::sleep(Duration::from_millis(100));

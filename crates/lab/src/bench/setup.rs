@@ -187,7 +187,8 @@ impl BenchLab {
                 }
             }
             Mode::Nftables => {
-                self.node.exec(&["nft", "delete", "table", "ip", "benchlb"])?;
+                self.node
+                    .exec(&["nft", "delete", "table", "ip", "benchlb"])?;
                 // Entries of the test's flows would keep their NAT bindings otherwise.
                 let _ = self.node.output(&["conntrack", "-F"]);
             }
@@ -203,7 +204,11 @@ impl BenchLab {
         let key = self.dir.join("tether.key");
         std::fs::write(&key, KEY)
             .map_err(|e| LabError::io(format!("writing {}", key.display()), e))?;
-        let ifaces: Vec<String> = self.node_ifaces.iter().map(|i| format!("\"{i}\"")).collect();
+        let ifaces: Vec<String> = self
+            .node_ifaces
+            .iter()
+            .map(|i| format!("\"{i}\""))
+            .collect();
         let mut config = format!(
             "[node]\nname = \"lb\"\n\n[admin]\nlisten = \"{ADMIN}\"\n\n[auth]\nkey_file = \"{key}\"\n\n\
              [agent]\ninterfaces = [{ifaces}]\nlisten = \"127.0.0.1:7400\"\nworkers = {workers}\n\
@@ -309,9 +314,10 @@ impl BenchLab {
     fn start_haproxy(&mut self, threads: usize) -> Result<(), LabError> {
         self.node.add_vip_on_lo(VIP4.into())?;
         let servers = |port: u16, count: usize| {
-            (1..=count)
-                .map(|k| format!("  server b{k} {}:{port}\n", backend4(k)))
-                .collect::<String>()
+            (1..=count).fold(String::new(), |mut out, k| {
+                let _ = writeln!(out, "  server b{k} {}:{port}", backend4(k));
+                out
+            })
         };
         let config = format!(
             "global\n  nbthread {threads}\n  maxconn 9000\n  log stderr format short local0 warning\n\n\

@@ -36,6 +36,8 @@ pub enum LabCommand {
     /// Send one UDP datagram from each of many source addresses and ports (new flows); print
     /// how many were sent.
     UdpFlows(UdpFlowsArgs),
+    /// Connect to a target many times, one after another; print `connected=N p50_us=… p99_us=…`.
+    TcpConnect(TcpConnectArgs),
     /// Open TCP connections and hold them; print `held N` once they are open.
     TcpHold(TcpHoldArgs),
     /// Benchmark Tether NAT and DSR, nftables and HAProxy side by side in one namespace lab
@@ -98,6 +100,17 @@ pub struct UdpFlowsArgs {
     /// Flows per second at most; 0 for no limit.
     #[arg(long, value_name = "N", default_value_t = 20_000)]
     pub rate: u64,
+}
+
+/// Arguments of `tether lab tcp-connect`.
+#[derive(Debug, Args)]
+pub struct TcpConnectArgs {
+    /// Address and port to connect to.
+    #[arg(long, value_name = "ADDR")]
+    pub target: SocketAddr,
+    /// Connections to open (each closed at once).
+    #[arg(long, value_name = "N", default_value_t = 500)]
+    pub count: usize,
 }
 
 /// Arguments of `tether lab tcp-hold`.
@@ -342,6 +355,20 @@ pub fn run(command: &LabCommand) -> anyhow::Result<ExitCode> {
                 "{}",
                 udpgen::open_flows(a.target, &a.sources, a.count, a.rate)?
             );
+        }
+        LabCommand::TcpConnect(a) => {
+            let times = bench::connect_times(a.target, a.count);
+            let q =
+                |q| bench::quantile(&times, q).map_or_else(|| "none".to_owned(), |v| v.to_string());
+            println!(
+                "connected={} p50_us={} p99_us={}",
+                times.len(),
+                q(0.5),
+                q(0.99)
+            );
+            if times.is_empty() {
+                return Ok(ExitCode::FAILURE);
+            }
         }
         LabCommand::TcpHold(a) => {
             bench::hold_connections(a.target, a.count, Duration::from_millis(a.hold_ms), |n| {

@@ -43,6 +43,7 @@ fn every_subcommand_has_help() {
         &["lab", "udp-sink", "--help"],
         &["lab", "udp-flows", "--help"],
         &["lab", "tcp-hold", "--help"],
+        &["lab", "tcp-connect", "--help"],
         &["lab", "bench", "--help"],
     ] {
         let out = tether(args);

@@ -331,6 +331,15 @@ fn measure_mode(
             close.bad_responses
         ));
         push("conn_per_s", Some(close.requests_per_s));
+        let connect = connect_latency(lab)?;
+        say(&format!(
+            "{} run {run}: TCP connect (SYN to SYN-ACK) p50 {:.0} us, p99 {:.0} us",
+            mode.label(),
+            connect.0,
+            connect.1
+        ));
+        push("connect_p50_us", Some(connect.0));
+        push("connect_p99_us", Some(connect.1));
         let before = snapshot(lab)?;
         let keep = wrk(lab, config, false)?;
         let cpu = cpu_since(lab, &before)?;
@@ -556,6 +565,32 @@ fn wrk(lab: &BenchLab, config: &BenchConfig, close: bool) -> Result<parse::WrkRe
     parse::parse_wrk(&String::from_utf8_lossy(&out.stdout))
 }
 
+/// Median and 99th percentile of 500 sequential TCP connects through the VIP, in µs.
+fn connect_latency(lab: &BenchLab) -> Result<(f64, f64), LabError> {
+    let out = lab.client.exec(&[
+        lab.exe(),
+        "lab",
+        "tcp-connect",
+        "--target",
+        &format!("{VIP4}:{HTTP_PORT}"),
+        "--count",
+        "500",
+    ])?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let field = |name: &str| -> Option<f64> {
+        text.split_whitespace()
+            .find_map(|w| w.strip_prefix(name))
+            .and_then(|v| v.parse().ok())
+    };
+    match (field("p50_us="), field("p99_us=")) {
+        (Some(p50), Some(p99)) => Ok((p50, p99)),
+        _ => Err(LabError::Protocol {
+            peer: "tether lab tcp-connect".to_owned(),
+            reason: format!("no p50_us= and p99_us= in {text:?}"),
+        }),
+    }
+}
+
 fn iperf(lab: &BenchLab, config: &BenchConfig) -> Result<parse::IperfResult, LabError> {
     let out = lab.client.output(&[
         "iperf3",
@@ -711,6 +746,31 @@ fn haproxy_memory(lab: &BenchLab, config: &BenchConfig) -> Result<(f64, String),
     ))
 }
 
+/// Connects to `target` `count` times, one connection after another (each closed at once),
+/// and returns the connect times in microseconds, sorted; failed connects are left out.
+pub fn connect_times(target: SocketAddr, count: usize) -> Vec<u64> {
+    let mut times: Vec<u64> = (0..count)
+        .filter_map(|_| {
+            let start = Instant::now();
+            let stream = TcpStream::connect_timeout(&target, Duration::from_secs(2)).ok()?;
+            let took = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
+            drop(stream);
+            Some(took)
+        })
+        .collect();
+    times.sort_unstable();
+    times
+}
+
+/// The `q` quantile (0 to 1) of sorted values.
+pub fn quantile(sorted: &[u64], q: f64) -> Option<u64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let i = ((sorted.len() - 1) as f64 * q).round() as usize;
+    sorted.get(i).copied()
+}
+
 /// Opens `count` TCP connections to `target`, one after another, and keeps them open for
 /// `hold`; calls `ready` with the number open once all have been tried.
 pub fn hold_connections(
@@ -729,4 +789,23 @@ pub fn hold_connections(
     ready(n);
     thread::sleep(hold);
     n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connect_times_and_quantiles() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listener");
+        let target = listener.local_addr().expect("bound");
+        let times = connect_times(target, 20);
+        assert_eq!(times.len(), 20, "every connect to a listener succeeds");
+        assert!(times.windows(2).all(|w| w[0] <= w[1]), "sorted");
+        assert_eq!(quantile(&[1, 2, 3, 4, 5], 0.5), Some(3));
+        assert_eq!(quantile(&[1, 2, 3, 4, 5], 0.99), Some(5));
+        assert_eq!(quantile(&[], 0.5), None);
+        drop(listener);
+        assert!(connect_times(target, 3).is_empty(), "nobody listens any more");
+    }
 }

@@ -41,6 +41,16 @@ pub const METRICS: &[Metric] = &[
         higher_is_better: true,
     },
     Metric {
+        key: "connect_p50_us",
+        label: "TCP connect time p50 (us)",
+        higher_is_better: false,
+    },
+    Metric {
+        key: "connect_p99_us",
+        label: "TCP connect time p99 (us)",
+        higher_is_better: false,
+    },
+    Metric {
         key: "http_rps",
         label: "keep-alive HTTP requests/s (k)",
         higher_is_better: true,
@@ -225,7 +235,7 @@ fn fmt_value(key: &str, v: f64) -> String {
     match key {
         "udp_pps" | "udp_max_pps" | "conn_per_s" | "http_rps" => format!("{:.1}", v / 1000.0),
         "udp_max_loss_pct" | "iperf_gbps" | "http_p50_ms" | "http_p99_ms" => format!("{v:.2}"),
-        "mem_mb_per_mflow" => format!("{v:.0}"),
+        "mem_mb_per_mflow" | "connect_p50_us" | "connect_p99_us" => format!("{v:.0}"),
         _ => format!("{v:.3}"),
     }
 }

@@ -806,6 +806,9 @@ mod tests {
         assert_eq!(quantile(&[1, 2, 3, 4, 5], 0.99), Some(5));
         assert_eq!(quantile(&[], 0.5), None);
         drop(listener);
-        assert!(connect_times(target, 3).is_empty(), "nobody listens any more");
+        assert!(
+            connect_times(target, 3).is_empty(),
+            "nobody listens any more"
+        );
     }
 }

@@ -152,6 +152,13 @@ pub fn run(config: &BenchConfig) -> Result<Results, LabError> {
         machine: machine_description(config),
         ..Results::default()
     };
+    let stale = crate::netns::Lab::cleanup_stale("bench").unwrap_or_default();
+    if !stale.is_empty() {
+        say(&format!(
+            "removed {} namespaces left by an interrupted benchmark",
+            stale.len()
+        ));
+    }
     say("building the lab: client, director node, three backends with nginx, iperf3 on b1");
     let mut lab = BenchLab::new(&config.exe)?;
     for &mode in &config.modes {
@@ -266,18 +273,16 @@ fn cpu_since(lab: &BenchLab, before: &CpuSnapshot) -> Result<CpuUse, LabError> {
 }
 
 impl CpuUse {
-    /// The director's CPU seconds per million packets: its process time, or for the kernel's
-    /// nftables the machine's kernel time.
-    fn director_per_mpkt(&self) -> Option<f64> {
-        if self.packets == 0 {
-            return None;
-        }
+    /// The director's CPU seconds per million of `packets`: its process time, or for the
+    /// kernel's nftables the machine's kernel time.
+    fn director_per_mpkt(&self, packets: u64) -> Option<f64> {
         let seconds = self.process_s.unwrap_or(self.kernel_s);
-        Some(seconds * 1e6 / self.packets as f64)
+        (packets > 0).then(|| seconds * 1e6 / packets as f64)
     }
 
-    fn machine_per_mpkt(&self) -> Option<f64> {
-        (self.packets > 0).then(|| self.busy_s * 1e6 / self.packets as f64)
+    /// The whole machine's busy CPU seconds per million of `packets`.
+    fn machine_per_mpkt(&self, packets: u64) -> Option<f64> {
+        (packets > 0).then(|| self.busy_s * 1e6 / packets as f64)
     }
 }
 
@@ -349,13 +354,13 @@ fn measure_mode(
             keep.requests_per_s,
             keep.p50_ms.unwrap_or(f64::NAN),
             keep.p99_ms.unwrap_or(f64::NAN),
-            cpu.director_per_mpkt().unwrap_or(f64::NAN),
+            cpu.director_per_mpkt(cpu.packets).unwrap_or(f64::NAN),
         ));
         push("http_rps", Some(keep.requests_per_s));
         push("http_p50_ms", keep.p50_ms);
         push("http_p99_ms", keep.p99_ms);
-        push("cpu_s_per_mpkt_http", cpu.director_per_mpkt());
-        push("machine_s_per_mpkt_http", cpu.machine_per_mpkt());
+        push("cpu_s_per_mpkt_http", cpu.director_per_mpkt(cpu.packets));
+        push("machine_s_per_mpkt_http", cpu.machine_per_mpkt(cpu.packets));
         let bulk = iperf(lab, config)?;
         say(&format!(
             "{} run {run}: iperf3 {:.2} Gbit/s ({} retransmits)",

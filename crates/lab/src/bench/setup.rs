@@ -53,6 +53,13 @@ pub struct BenchLab {
 impl BenchLab {
     /// Builds the topology with three backends, starts nginx on each and iperf3 on `b1`.
     pub fn new(exe: &Path) -> Result<BenchLab, LabError> {
+        if exe.to_str().is_none() {
+            return Err(LabError::Invalid {
+                what: "tether binary path",
+                value: exe.display().to_string(),
+                reason: "the path must be UTF-8 to be passed to `ip netns exec`",
+            });
+        }
         let lab = Lab::new("bench")?;
         let topology = Topology::build(
             &lab,
@@ -116,7 +123,8 @@ impl BenchLab {
 
     /// The `tether` binary the lab runs its traffic programs with.
     pub fn exe(&self) -> &str {
-        self.exe.to_str().unwrap_or("tether")
+        // Checked to be UTF-8 when the lab was built.
+        self.exe.to_str().unwrap_or_default()
     }
 
     /// The pid of the running director process (Tether or HAProxy).

@@ -11,6 +11,8 @@
 //! - [`http`]: an HTTP/1.1 server that names its backend, and a minimal client.
 //! - [`udp`]: an echo server that names its backend, and a multi-port client.
 //! - [`topology`]: the standard client / Tether node / backends lab of the demo and the tests.
+//! - [`udpgen`]: a small-packet UDP load generator, a counting sink and a flow opener.
+//! - [`bench`](mod@bench): the side-by-side benchmark of `scripts/bench` (Tether, nftables, HAProxy).
 //!
 //! # As separate processes
 //!
@@ -27,12 +29,19 @@
 //! | `tether lab http-server --listen ADDR --name NAME` | [`http::serve`]`(listen, name, &StopFlag::new())` |
 //! | `tether lab udp-echo --listen ADDR --name NAME` | [`udp::echo_serve`]`(listen, name, &StopFlag::new())` |
 //! | `tether lab udp-client --target ADDR --ports P --datagrams D [--timeout-ms MS] [--json]` | [`udp::run_clients`]`(target, ports, datagrams, timeout)`, then print [`UdpReport::to_json`](udp::UdpReport::to_json) or its `Display` line |
+//! | `tether lab udp-gen --target ADDR [--rate PPS] [--duration-ms MS] [--flows N] [--threads N] [--payload B]` | [`udpgen::generate`], then print [`GenReport::to_json`](udpgen::GenReport::to_json) |
+//! | `tether lab udp-sink --listen ADDR [--threads N] [--idle-ms MS] [--max-ms MS]` | [`udpgen::sink`], then print [`SinkReport::to_json`](udpgen::SinkReport::to_json) |
+//! | `tether lab udp-flows --target ADDR --sources IP,… --count N [--rate N]` | [`udpgen::open_flows`], then print the number sent |
+//! | `tether lab tcp-connect --target ADDR [--count N]` | [`bench::connect_times`], then print `connected=N p50_us=… p99_us=…` |
+//! | `tether lab tcp-hold --target ADDR --count N [--hold-ms MS]` | [`bench::hold_connections`], printing `held N` once open |
+//! | `tether lab bench [--runs N] [--quick] [--modes …] [--out FILE] [--threads N] [--tether-workers N]` | [`bench::run`], then print the tables (needs root) |
 //!
 //! A test waits for a server with [`Host::wait_listening`](netns::Host::wait_listening) and
 //! reads a client's report back with [`StreamReport::from_json`](stream::StreamReport::from_json)
 //! or [`UdpReport::from_json`](udp::UdpReport::from_json).
 #![forbid(unsafe_code)]
 
+pub mod bench;
 mod command;
 mod error;
 pub mod http;
@@ -42,6 +51,7 @@ mod stop;
 pub mod stream;
 pub mod topology;
 pub mod udp;
+pub mod udpgen;
 
 pub use error::LabError;
 pub use stop::StopFlag;

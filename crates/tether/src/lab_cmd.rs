@@ -7,9 +7,11 @@ use core::time::Duration;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context as _;
+use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand};
+use tether_lab::bench::{self, BenchConfig, Mode};
 use tether_lab::stream::{self, StreamClientConfig};
+use tether_lab::udpgen::{self, GenConfig, SinkConfig};
 use tether_lab::{StopFlag, http, udp};
 
 /// Lab traffic programs.
@@ -29,6 +31,166 @@ pub enum LabCommand {
     UdpClient(UdpClientArgs),
     /// Send HTTP GETs, each on its own connection, and count the answers per backend.
     HttpGet(HttpGetArgs),
+    /// Send small UDP datagrams from many source ports at a rate; print a JSON report.
+    UdpGen(UdpGenArgs),
+    /// Count UDP datagrams until the traffic stops; print a JSON report.
+    UdpSink(UdpSinkArgs),
+    /// Send one UDP datagram from each of many source addresses and ports (new flows); print
+    /// how many were sent.
+    UdpFlows(UdpFlowsArgs),
+    /// Connect to a target many times, one after another; print `connected=N p50_us=… p99_us=…`.
+    TcpConnect(TcpConnectArgs),
+    /// Open TCP connections and hold them; print `held N` once they are open.
+    TcpHold(TcpHoldArgs),
+    /// Benchmark Tether NAT and DSR, nftables and HAProxy side by side in one namespace lab
+    /// (`scripts/bench` installs the tools and runs this; needs root).
+    Bench(BenchArgs),
+}
+
+/// Arguments of `tether lab udp-gen`.
+#[derive(Debug, Args)]
+pub struct UdpGenArgs {
+    /// Address and port to send to (a VIP or a server).
+    #[arg(long, value_name = "ADDR")]
+    pub target: SocketAddr,
+    /// Datagrams per second over all threads; 0 sends as fast as possible.
+    #[arg(long, value_name = "PPS", default_value_t = 0)]
+    pub rate: u64,
+    /// How long to send, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 1_000)]
+    pub duration_ms: u64,
+    /// Source ports (flows).
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub flows: usize,
+    /// Sending threads.
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    pub threads: usize,
+    /// UDP payload bytes per datagram (at least 8).
+    #[arg(long, value_name = "BYTES", default_value_t = 64)]
+    pub payload: usize,
+}
+
+/// Arguments of `tether lab udp-sink`.
+#[derive(Debug, Args)]
+pub struct UdpSinkArgs {
+    /// Address and port to receive on (0.0.0.0:PORT also takes a VIP on lo).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: SocketAddr,
+    /// Receiving sockets and threads (SO_REUSEPORT).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub threads: usize,
+    /// Report once nothing arrived for this many milliseconds after the first datagram.
+    #[arg(long, value_name = "MS", default_value_t = 500)]
+    pub idle_ms: u64,
+    /// Report after this many milliseconds in any case.
+    #[arg(long, value_name = "MS", default_value_t = 60_000)]
+    pub max_ms: u64,
+}
+
+/// Arguments of `tether lab udp-flows`.
+#[derive(Debug, Args)]
+pub struct UdpFlowsArgs {
+    /// Address and port to send to.
+    #[arg(long, value_name = "ADDR")]
+    pub target: SocketAddr,
+    /// Local source addresses, comma-separated; each gives 50000 flows (ports 10000-59999).
+    #[arg(long, value_name = "IPS", value_delimiter = ',', required = true)]
+    pub sources: Vec<IpAddr>,
+    /// Flows to open.
+    #[arg(long, value_name = "N")]
+    pub count: usize,
+    /// Flows per second at most; 0 for no limit.
+    #[arg(long, value_name = "N", default_value_t = 20_000)]
+    pub rate: u64,
+}
+
+/// Arguments of `tether lab tcp-connect`.
+#[derive(Debug, Args)]
+pub struct TcpConnectArgs {
+    /// Address and port to connect to.
+    #[arg(long, value_name = "ADDR")]
+    pub target: SocketAddr,
+    /// Connections to open (each closed at once).
+    #[arg(long, value_name = "N", default_value_t = 500)]
+    pub count: usize,
+}
+
+/// Arguments of `tether lab tcp-hold`.
+#[derive(Debug, Args)]
+pub struct TcpHoldArgs {
+    /// Address and port to connect to.
+    #[arg(long, value_name = "ADDR")]
+    pub target: SocketAddr,
+    /// Connections to open.
+    #[arg(long, value_name = "N")]
+    pub count: usize,
+    /// How long to hold them once open, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 60_000)]
+    pub hold_ms: u64,
+}
+
+/// Arguments of `tether lab bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Runs per director; every figure is the median over them [default: 5, 1 with --quick].
+    #[arg(long, value_name = "N")]
+    pub runs: Option<usize>,
+    /// Short measurements and fewer flows: a smoke run, not figures to quote.
+    #[arg(long)]
+    pub quick: bool,
+    /// Directors to run, comma-separated.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "tether-nat,tether-dsr,haproxy,nftables"
+    )]
+    pub modes: Vec<String>,
+    /// Where the raw medians, ranges and runs go, as JSON.
+    #[arg(long, value_name = "FILE", default_value = "target/bench/results.json")]
+    pub out: PathBuf,
+    /// HAProxy threads (nbthread) [default: the number of CPUs].
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+    /// Tether agent workers (`agent.workers`).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub tether_workers: usize,
+}
+
+fn bench_run(args: &BenchArgs) -> anyhow::Result<()> {
+    let mut modes = Vec::new();
+    for key in &args.modes {
+        let Some(mode) = Mode::from_key(key) else {
+            bail!("unknown director {key:?}: use tether-nat, tether-dsr, haproxy or nftables");
+        };
+        modes.push(mode);
+    }
+    let runs = args.runs.unwrap_or(if args.quick { 1 } else { 5 });
+    if runs == 0 {
+        bail!("--runs must be at least 1");
+    }
+    let threads = args
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, core::num::NonZero::get));
+    if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let config = BenchConfig {
+        exe: std::env::current_exe()?,
+        runs,
+        quick: args.quick,
+        modes,
+        out: args.out.clone(),
+        threads: threads.clamp(1, 64),
+        tether_workers: args.tether_workers.clamp(1, 16),
+    };
+    let results = bench::run(&config)?;
+    println!(
+        "\nMedians (min–max) over {runs} run(s):\n\n{}",
+        results.medians_table()
+    );
+    println!("Ratios of the medians:\n\n{}", results.ratio_table());
+    println!("raw figures: {}", args.out.display());
+    Ok(())
 }
 
 /// A server's listen address and name.
@@ -226,6 +388,52 @@ pub fn run(command: &LabCommand) -> anyhow::Result<ExitCode> {
             }
         }
         LabCommand::HttpGet(a) => return Ok(http_get(a)),
+        LabCommand::UdpGen(a) => {
+            let report = udpgen::generate(&GenConfig {
+                target: a.target,
+                rate: a.rate,
+                duration: Duration::from_millis(a.duration_ms),
+                flows: a.flows,
+                threads: a.threads,
+                payload: a.payload,
+            })?;
+            println!("{}", report.to_json());
+        }
+        LabCommand::UdpSink(a) => {
+            let report = udpgen::sink(&SinkConfig {
+                listen: a.listen,
+                threads: a.threads,
+                idle: Duration::from_millis(a.idle_ms),
+                max: Duration::from_millis(a.max_ms),
+            })?;
+            println!("{}", report.to_json());
+        }
+        LabCommand::UdpFlows(a) => {
+            println!(
+                "{}",
+                udpgen::open_flows(a.target, &a.sources, a.count, a.rate)?
+            );
+        }
+        LabCommand::TcpConnect(a) => {
+            let times = bench::connect_times(a.target, a.count);
+            let q =
+                |q| bench::quantile(&times, q).map_or_else(|| "none".to_owned(), |v| v.to_string());
+            println!(
+                "connected={} p50_us={} p99_us={}",
+                times.len(),
+                q(0.5),
+                q(0.99)
+            );
+            if times.is_empty() {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        LabCommand::TcpHold(a) => {
+            bench::hold_connections(a.target, a.count, Duration::from_millis(a.hold_ms), |n| {
+                println!("held {n}");
+            });
+        }
+        LabCommand::Bench(a) => bench_run(a)?,
         LabCommand::UdpClient(a) => {
             let timeout = Duration::from_millis(a.timeout_ms);
             let report = udp::run_clients(a.target, a.ports, a.count, timeout);

@@ -39,6 +39,12 @@ fn every_subcommand_has_help() {
         &["lab", "http-server", "--help"],
         &["lab", "udp-echo", "--help"],
         &["lab", "udp-client", "--help"],
+        &["lab", "udp-gen", "--help"],
+        &["lab", "udp-sink", "--help"],
+        &["lab", "udp-flows", "--help"],
+        &["lab", "tcp-hold", "--help"],
+        &["lab", "tcp-connect", "--help"],
+        &["lab", "bench", "--help"],
     ] {
         let out = tether(args);
         assert!(out.status.success(), "{args:?}: {}", stderr(&out));

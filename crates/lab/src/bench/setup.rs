@@ -66,6 +66,7 @@ impl BenchLab {
             TopologySpec {
                 backends: 3,
                 backend_mtu: None,
+                managers: 0,
             },
         )?;
         let dir = std::env::temp_dir().join(format!("{}-files", lab.prefix()));

@@ -575,7 +575,7 @@ pub struct Replicate {
 impl Replicate {
     /// Bytes of a sealed replicate message carrying no flows: header, security segment,
     /// replication segment header, sequence and count.
-    pub const OVERHEAD: usize = 6 + 6 + 45 + 6 + 8 + 2;
+    pub const OVERHEAD: usize = 6 + 6 + 53 + 6 + 8 + 2;
 }
 
 /// Snapshot (message type 9): one part of the active manager's whole flow store, sent to a
@@ -598,7 +598,7 @@ pub struct Snapshot {
 impl Snapshot {
     /// Bytes of a sealed snapshot message carrying no flows: header, security segment,
     /// snapshot segment header, id, base sequence, part, parts and count.
-    pub const OVERHEAD: usize = 6 + 6 + 45 + 6 + 4 + 8 + 4 + 4 + 2;
+    pub const OVERHEAD: usize = 6 + 6 + 53 + 6 + 4 + 8 + 4 + 4 + 2;
 }
 
 /// A manager's role among its peers.

@@ -142,11 +142,34 @@ fn reordered_messages_inside_the_window_are_accepted_and_older_ones_rejected() {
 }
 
 #[test]
-fn replay_windows_are_kept_per_sender() {
+fn a_replay_from_another_address_is_still_a_replay() {
     let bytes = sender().seal(&update(30));
     let mut rx = receiver();
     assert!(rx.open(peer(), &bytes).is_ok());
-    assert!(rx.open("192.0.2.2:4500".parse().unwrap(), &bytes).is_ok());
+    // The window belongs to the signed sender id, not to the spoofable source address.
+    let spoofed = "192.0.2.2:4500".parse().unwrap();
+    assert!(matches!(
+        rx.open(spoofed, &bytes),
+        Err(Rejection::Replayed(_))
+    ));
+}
+
+#[test]
+fn replay_windows_are_kept_per_sender_id() {
+    // Two senders (different initial sequences, so different ids) may use the same numbers.
+    let one = Codec::new(config(7, SECRET, true), 1000).seal(&update(30));
+    let other = Codec::new(config(7, SECRET, true), 2_000_000).seal(&update(30));
+    let mut rx = receiver();
+    assert!(rx.open(peer(), &one).is_ok());
+    assert!(rx.open(peer(), &other).is_ok());
+    let mut again = Codec::new(config(7, SECRET, true), 1000);
+    assert!(
+        matches!(
+            rx.open(peer(), &again.seal(&update(31))),
+            Err(Rejection::Replayed(_))
+        ),
+        "the same sender id starts its numbers over: a replay"
+    );
 }
 
 #[test]

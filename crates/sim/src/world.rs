@@ -53,6 +53,8 @@ pub struct World {
     agents: Vec<Node<Agent>>,
     emitted: Vec<Vec<Emitted>>,
     delivered: Vec<Datagram>,
+    /// Sender ids handed out so far.
+    senders: u64,
 }
 
 impl World {
@@ -65,6 +67,7 @@ impl World {
             agents: Vec::new(),
             emitted: Vec::new(),
             delivered: Vec::new(),
+            senders: 0,
         }
     }
 
@@ -74,7 +77,8 @@ impl World {
     }
 
     /// Adds a manager; it receives at `config.addr`.
-    pub fn add_manager(&mut self, config: ManagerConfig) -> Result<ManagerId, ConfigError> {
+    pub fn add_manager(&mut self, mut config: ManagerConfig) -> Result<ManagerId, ConfigError> {
+        config.initial_sequence = self.next_sender_id();
         let addr = config.addr;
         let sm = Manager::new(config, self.now)?;
         self.managers.push(Node {
@@ -89,9 +93,10 @@ impl World {
     pub fn add_agent(
         &mut self,
         addr: SocketAddr,
-        config: AgentConfig,
+        mut config: AgentConfig,
         groups: &[SocketAddr],
     ) -> AgentId {
+        config.initial_sequence = self.next_sender_id();
         for group in groups {
             self.net.join(*group, addr);
         }
@@ -182,23 +187,28 @@ impl World {
     }
 
     /// Starts a killed manager again from nothing, as a restarted process: a new state machine
-    /// from `config` (at the same address), whose outgoing sequence numbers start after the
-    /// virtual time in nanoseconds, as a runtime derives them from its clock.
+    /// from `config` (at the same address), signing as a new sender.
     pub fn restart_manager(
         &mut self,
         id: ManagerId,
         mut config: ManagerConfig,
     ) -> Result<(), ConfigError> {
+        config.initial_sequence = self.next_sender_id();
         let node = &mut self.managers[id.0];
         assert_eq!(
             config.addr, node.addr,
             "a restarted manager keeps its address"
         );
-        let nanos = self.now.saturating_since(Timestamp::ZERO).as_nanos();
-        config.initial_sequence = u64::try_from(nanos).unwrap_or(u64::MAX);
         node.sm = Manager::new(config, self.now)?;
         node.alive = true;
         Ok(())
+    }
+
+    /// A sender id (initial sequence) no other node of this world has had: each signs as its
+    /// own sender, as the runtime arranges (docs/protocol.md, "Sending").
+    fn next_sender_id(&mut self) -> u64 {
+        self.senders += 1;
+        self.senders << 32
     }
 
     fn next_event(&self) -> Option<Timestamp> {

@@ -122,7 +122,10 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
     };
     let manager = match config.manager.take() {
         Some(mut driver) => {
-            driver.manager.initial_sequence = initial_sequence;
+            // Apart from every agent worker's (which take the next numbers up): each signs as a
+            // sender of its own (docs/protocol.md, "Sending").
+            driver.manager.initial_sequence =
+                initial_sequence.wrapping_sub(u64::from(AgentWorkers::MAX) + 1);
             let backup = driver.manager.backup_precedence;
             let listen = driver.manager.addr;
             let services = driver.manager.services.len();

@@ -588,7 +588,7 @@ fn first_replicate(frames: &[(f64, Vec<u8>)]) -> Option<(std::net::SocketAddrV4,
 }
 
 /// Flips the first byte of the MAC in the message's security segment (type 6, MAC at body
-/// offset 13; protocol.md); `None` if it has none.
+/// offset 21; protocol.md); `None` if it has none.
 fn flip_mac(message: &[u8]) -> Option<Vec<u8>> {
     let mut forged = message.to_vec();
     let mut at = 6;
@@ -600,7 +600,7 @@ fn flip_mac(message: &[u8]) -> Option<Vec<u8>> {
             message[at + 5],
         ]) as usize;
         if message[at] == 6 {
-            *forged.get_mut(at + 6 + 13)? ^= 0x01;
+            *forged.get_mut(at + 6 + 21)? ^= 0x01;
             return Some(forged);
         }
         at += 6 + len;

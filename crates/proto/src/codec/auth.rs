@@ -154,8 +154,10 @@ pub struct Codec {
     require: bool,
     /// Sequence number of the next signed message.
     next_sequence: u64,
-    /// Replay windows; only authenticated messages create or move one.
-    windows: HashMap<(SocketAddr, u32), ReplayWindow>,
+    /// This codec's sender id in the messages it signs: its initial sequence.
+    sender: u64,
+    /// Replay windows by (sender id, key id); only authenticated messages create or move one.
+    windows: HashMap<(u64, u32), ReplayWindow>,
     counters: CodecCounters,
 }
 
@@ -169,6 +171,7 @@ impl fmt::Debug for Codec {
             .field("send_key", &self.send.as_ref().map(|(id, _)| id))
             .field("require", &self.require)
             .field("next_sequence", &self.next_sequence)
+            .field("sender", &self.sender)
             .field("replay_windows", &self.windows.len())
             .field("counters", &self.counters)
             .finish()
@@ -178,6 +181,9 @@ impl fmt::Debug for Codec {
 impl Codec {
     /// A codec with `config`; outgoing sequence numbers start after `initial_sequence`, which
     /// a runtime derives from the wall clock so a restarted sender is not taken for a replay.
+    /// `initial_sequence` is also the sender id this codec signs its messages with, so every
+    /// codec that talks to the same receivers needs its own (a runtime gives each one a
+    /// different value); receivers keep one replay window per sender id and key.
     pub fn new(config: AuthConfig, initial_sequence: u64) -> Self {
         let AuthConfig {
             keys,
@@ -194,6 +200,7 @@ impl Codec {
             send,
             require,
             next_sequence: initial_sequence.saturating_add(1),
+            sender: initial_sequence,
             windows: HashMap::new(),
             counters: CodecCounters::default(),
         }
@@ -213,6 +220,7 @@ impl Codec {
         let fields = SecurityFields {
             key_id: *key_id,
             sequence: self.next_sequence,
+            sender: self.sender,
         };
         self.next_sequence = self.next_sequence.saturating_add(1);
         let (mut bytes, mac_offset) = encode::message(message, Some(&fields));
@@ -228,8 +236,11 @@ impl Codec {
     /// Decodes and authenticates a datagram from `from`; rejections are counted. The checks
     /// and their order are those of `docs/protocol.md`, "Authentication"; in particular a
     /// security segment with an unknown key id is ignored when authentication is not required.
+    /// The replay window is the signed sender id's, whatever address the datagram came from:
+    /// `from` (which anyone can forge) is not part of the check.
     pub fn open(&mut self, from: SocketAddr, bytes: &[u8]) -> Result<Message, Rejection> {
-        let result = self.open_uncounted(from, bytes);
+        let _ = from;
+        let result = self.open_uncounted(bytes);
         let c = &mut self.counters;
         match &result {
             Ok(_) => c.accepted += 1,
@@ -248,7 +259,7 @@ impl Codec {
     }
 
     /// The checks of [`Codec::open`], in order: framing, signature, body, replay window.
-    fn open_uncounted(&mut self, from: SocketAddr, bytes: &[u8]) -> Result<Message, Rejection> {
+    fn open_uncounted(&mut self, bytes: &[u8]) -> Result<Message, Rejection> {
         let frame = wire::frame(bytes)?;
         let exempt = frame.message_type == MessageType::IpPacketOnly;
         let verified = match &frame.security {
@@ -259,22 +270,22 @@ impl Codec {
                     let mut mac = mac.clone();
                     feed(&mut mac, bytes, sec.mac_offset);
                     mac.verify_slice(sec.mac).map_err(|_| Rejection::BadMac)?;
-                    Some((*id, sec.sequence))
+                    Some((*id, sec.sequence, sec.sender))
                 }
                 None if self.require => return Err(Rejection::UnknownKey(sec.key_id)),
                 None => None,
             },
         };
         let decoded = decode::message(frame)?;
-        if let Some((key_id, sequence)) = verified {
-            match self.windows.get_mut(&(from, key_id)) {
+        if let Some((key_id, sequence, sender)) = verified {
+            match self.windows.get_mut(&(sender, key_id)) {
                 Some(window) if !window.check(sequence) => {
                     return Err(Rejection::Replayed(sequence));
                 }
                 Some(window) => window.record(sequence),
                 None => {
                     self.windows
-                        .insert((from, key_id), ReplayWindow::starting_at(sequence));
+                        .insert((sender, key_id), ReplayWindow::starting_at(sequence));
                 }
             }
         }

@@ -22,6 +22,8 @@ pub(super) struct SecurityFields {
     pub key_id: u32,
     /// Sequence number.
     pub sequence: u64,
+    /// The sender's id.
+    pub sender: u64,
 }
 
 /// Encodes `message`, with a security segment whose MAC is zero when `security` is given.
@@ -40,6 +42,7 @@ pub(super) fn message(
         w.buf.push(SECURITY_HMAC_SHA256);
         w.buf.extend_from_slice(&s.key_id.to_be_bytes());
         w.buf.extend_from_slice(&s.sequence.to_be_bytes());
+        w.buf.extend_from_slice(&s.sender.to_be_bytes());
         w.buf.extend_from_slice(&[0; MAC_LEN]);
         w.end(body);
         body + MAC_OFFSET_IN_BODY

@@ -17,7 +17,7 @@ pub const SECURITY_HMAC_SHA256: u8 = 1;
 /// Bytes of an HMAC-SHA256 tag.
 pub const MAC_LEN: usize = 32;
 /// Where the MAC starts inside the security segment body.
-pub(super) const MAC_OFFSET_IN_BODY: usize = 1 + 4 + 8;
+pub(super) const MAC_OFFSET_IN_BODY: usize = 1 + 4 + 8 + 8;
 /// Address family byte of IPv4.
 pub(super) const FAMILY_V4: u8 = 4;
 /// Address family byte of IPv6.
@@ -41,6 +41,8 @@ pub(super) struct Security<'a> {
     pub key_id: u32,
     /// Sequence number.
     pub sequence: u64,
+    /// The sender's id: its replay window is kept by this, not by the UDP source address.
+    pub sender: u64,
     /// The MAC as received.
     pub mac: &'a [u8; MAC_LEN],
     /// Offset of the MAC in the message.
@@ -103,12 +105,14 @@ fn security<'a>(raw: &RawSegment<'a>) -> Result<Security<'a>, DecodeError> {
     }
     let key_id = r.u32("key id")?;
     let sequence = r.u64("sequence")?;
+    let sender = r.u64("sender id")?;
     let mac_offset = r.offset;
     let mac = r.take::<MAC_LEN>("MAC")?;
     r.finish()?;
     Ok(Security {
         key_id,
         sequence,
+        sender,
         mac,
         mac_offset,
     })

@@ -29,6 +29,10 @@ impl AgentWorkers {
                     .listen
                     .set_port(config.listen.port().saturating_add(i));
                 worker.owns_steering = i == 0;
+                // Each worker signs as its own sender: receivers keep a replay window per
+                // sender id, which is the initial sequence (docs/protocol.md).
+                worker.agent.initial_sequence =
+                    config.agent.initial_sequence.wrapping_add(u64::from(i));
                 worker.service_ports = count;
                 worker.fanout_group = fanout;
                 worker

@@ -102,5 +102,14 @@ fn nat_latency_of_connects_and_requests_is_printed() {
         "wrk connection per request, 10 connections: {}",
         wrk_summary(&close)
     );
+    // The snapshot is published every 250 ms.
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    let status = tb.status();
+    eprintln!(
+        "agent: {} frames received, {} sent, drops {}",
+        status.pointer("/agent/rx_packets").unwrap_or_default(),
+        status.pointer("/agent/tx_packets").unwrap_or_default(),
+        status.pointer("/agent/drops").unwrap_or_default(),
+    );
     tb.stop_tether();
 }

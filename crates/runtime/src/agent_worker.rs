@@ -2,16 +2,18 @@
 //! rings, its service-message socket and its share of the steering rules.
 //!
 //! ```text
-//!  data interfaces ──TPACKET_V3 rings──▶ ┌──────────────┐ ──Forward: MACs rewritten in place──▶ TxSocket
+//!  data interfaces ──TPACKET_V2 rings──▶ ┌──────────────┐ ──Forward: MACs rewritten in place──▶ TxSocket
 //!  service messages ──UDP (+multicast)─▶ │ worker thread│ ──NotOurs ICMP error──▶ Reinjector (kernel)
 //!  stop socket ────────────────────────▶ │  owns Agent  │ ──wildcards changed──▶ Steerer thread (nft)
 //!                                        └──────────────┘ ──every 250 ms──▶ AgentSnapshot
 //! ```
 //!
-//! One loop: poll(2) on every descriptor with the agent's next deadline, then drain the rings
-//! (each frame through [`Agent::handle_frame`], forwarded frames rewritten in the ring and
-//! copied into a batch that leaves with one sendmmsg(2) per [`TxBatch::MAX`] frames, always
-//! before the ring block goes back to the kernel), the service sockets, the agent's timers and its outgoing messages and packets.
+//! One loop: poll(2) on every descriptor with the agent's next deadline (a ring is readable as
+//! soon as one frame is in it), then drain the rings (every ready frame in ring order through
+//! [`Agent::handle_frame`], forwarded frames rewritten in their ring slot and copied into a
+//! batch that leaves with one sendmmsg(2) per [`TxBatch::MAX`] frames and at the end of the
+//! pass), the service sockets, the agent's timers and its outgoing messages and packets.
+//! Under load one wakeup finds many frames, so batches form without a timer.
 //! Packets whose neighbour is still resolving wait up to [`HOLD_UNRESOLVED`] in a small queue.
 //! Errors on the packet path are counted in the snapshot, never fatal.
 //!
@@ -72,7 +74,7 @@ pub struct AgentWorkerConfig {
     /// ring on the k-th data interface joins group `fanout_group + k`, since a group spans one
     /// interface only.
     pub fanout_group: Option<u16>,
-    /// Size and latency of each receive ring.
+    /// Size of each receive ring (frame slots and their size).
     pub ring: RingConfig,
 }
 

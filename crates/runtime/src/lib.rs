@@ -2,9 +2,9 @@
 //! health checks, driving the agent and manager state machines. All `unsafe` code of the
 //! project lives in this crate's `sys` module.
 //!
-//! The packet path (see [`agent_worker`]): every data interface gets an AF_PACKET TPACKET_V3
-//! ring ([`sys`]), so the agent sees each frame without a copy and forwards it from the ring
-//! memory after rewriting it in place. The kernel receives its own copy of every frame; an
+//! The packet path (see [`agent_worker`]): every data interface gets an AF_PACKET TPACKET_V2
+//! ring ([`sys`]), so the agent sees each frame without a copy, rewrites it in place in its ring
+//! slot and copies it into a send batch. The kernel receives its own copy of every frame; an
 //! nftables `netdev` ingress rule per wildcard affinity drops the copies of traffic the agent
 //! owns ([`steering`]), which keeps the host from answering them (no resets during a
 //! takeover) while everything else still reaches the kernel. Next hops and MAC addresses come

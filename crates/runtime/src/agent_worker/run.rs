@@ -48,10 +48,15 @@ impl Worker {
             }
             let now = self.clock.now();
             for ring in &mut self.rings {
-                while let Some(mut block) = ring.next_block() {
-                    while let Some(mut frame) = block.next_frame() {
-                        self.path.on_frame(now, &mut frame);
-                    }
+                // Every ready frame in ring order, each slot back to the kernel as soon as
+                // the frame is handled (forwarded ones are copied into the batch); at most one
+                // lap, so a flooded ring cannot starve the others, the timers and the service
+                // messages.
+                for _ in 0..ring.capacity() {
+                    let Some(mut frame) = ring.next_frame() else {
+                        break;
+                    };
+                    self.path.on_frame(now, &mut frame);
                 }
             }
             self.path.send_batch();
@@ -167,8 +172,8 @@ impl PacketPath {
     fn on_frame(&mut self, now: Timestamp, frame: &mut RxFrame<'_>) {
         self.counters.rx_frames += 1;
         self.counters.rx_bytes += u64::from(frame.wire_len);
-        if frame.data.len() < frame.wire_len as usize {
-            // Only larger than a ring block; the kernel still has its own copy.
+        if frame.is_truncated() {
+            // Longer than a ring slot (`RingConfig::frame_size`); the kernel has its own copy.
             self.counters.drops.add("rx_truncated");
             return;
         }

@@ -1,8 +1,8 @@
 //! The only module of the project with `unsafe` code: thin, safe wrappers over the Linux
 //! system calls the packet path needs that no safe crate offers.
 //!
-//! - [`PacketSocket`]: an AF_PACKET socket bound to one interface with a TPACKET_V3 receive
-//!   ring mapped into our memory; [`Block`] and [`RxFrame`] lend its frames out in place.
+//! - [`PacketSocket`]: an AF_PACKET socket bound to one interface with a TPACKET_V2 receive
+//!   ring mapped into our memory; [`RxFrame`] lends its frames out in place, one slot each.
 //! - [`TxSocket`]: sends a complete Ethernet frame out of any interface, or a [`TxBatch`] of
 //!   them with one sendmmsg(2).
 //! - [`PollSet`]: poll(2) over a fixed set of descriptors.
@@ -21,7 +21,7 @@ use std::path::Path;
 use std::time::Duration;
 
 pub use batch::TxBatch;
-pub use ring::{Block, PacketSocket, RingConfig, RxFrame, TxSocket};
+pub use ring::{PacketSocket, RingConfig, RxFrame, TxSocket};
 
 /// A system call that failed, with the call and its subject named for the operator.
 #[derive(Debug, thiserror::Error)]

@@ -1,55 +1,115 @@
-//! AF_PACKET sockets: a TPACKET_V3 receive ring per interface, and a transmit socket.
+//! AF_PACKET sockets: a TPACKET_V2 receive ring per interface, and a transmit socket.
 //!
-//! A TPACKET_V3 ring is a shared mapping cut into blocks. The kernel fills a block with
-//! frames, then hands it to user space by setting `TP_STATUS_USER` in the block header (when
-//! the block is full or its retire timeout expires). We walk the frames in place, may rewrite
-//! them, and give the block back by writing `TP_STATUS_KERNEL`. Blocks are consumed in ring
-//! order, so one index says which block comes next.
+//! A TPACKET_V2 ring is a shared mapping cut into fixed-size frame slots, each starting with a
+//! `tpacket2_hdr` whose `tp_status` word the kernel and we hand back and forth. The kernel
+//! copies a frame into the next free slot and sets `TP_STATUS_USER`; poll(2) reports the
+//! socket readable as soon as one slot is ready (no block has to fill or time out first, as
+//! with TPACKET_V3). We read and may rewrite the frame in place, then give the slot back by
+//! writing `TP_STATUS_KERNEL`. Slots are consumed in ring order, so one index says which slot
+//! comes next; a worker walks every ready slot per wakeup, so batches form under load.
+//!
+//! A frame longer than its slot is truncated by the kernel (`tp_snaplen < tp_len`); it is
+//! lent out as such, and the caller counts it ([`RxFrame::is_truncated`]).
 
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicU32, Ordering};
+use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use super::{SysError, check, setsockopt, socket};
 
-/// Offsets inside `struct tpacket_block_desc` (version 1 header).
-mod block {
-    pub const STATUS: usize = 8;
-    pub const NUM_PKTS: usize = 12;
-    pub const FIRST_PKT: usize = 16;
-}
-
-/// Offsets inside `struct tpacket3_hdr`.
-mod frame {
-    pub const NEXT_OFFSET: usize = 0;
-    pub const SNAPLEN: usize = 12;
-    pub const LEN: usize = 16;
-    pub const STATUS: usize = 20;
-    pub const MAC: usize = 24;
+/// Offsets inside `struct tpacket2_hdr`.
+mod slot {
+    pub const STATUS: usize = 0;
+    pub const LEN: usize = 4;
+    pub const SNAPLEN: usize = 8;
+    pub const MAC: usize = 12;
     pub const HEADER_LEN: usize = 32;
 }
 
 /// `ETH_P_ALL` in network byte order, as `sll_protocol` wants it.
 const ETH_P_ALL_BE: u16 = (libc::ETH_P_ALL as u16).to_be();
 
-/// Size and latency of a receive ring.
+/// Bytes of the kernel's allocation unit ("block") the slots are packed into, unless a slot is
+/// larger (then one slot per block). Slots never straddle blocks.
+const BLOCK_BYTES: u32 = 1 << 16;
+
+/// Size of a receive ring.
+///
+/// The kernel puts each frame into one slot of `frame_size` bytes, behind a 66-byte header
+/// (`tpacket2_hdr`, `sockaddr_ll`, alignment): with 2048-byte slots a frame of up to 1982
+/// bytes (a 1500-byte MTU with Ethernet and VLAN headers) arrives whole. Longer frames
+/// (jumbo MTUs) are truncated and counted as `rx_truncated` drops; raise `frame_size` for them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RingConfig {
-    /// Bytes per block (a multiple of the page size; larger than the largest frame).
-    pub block_size: u32,
-    /// Blocks in the ring.
-    pub block_count: u32,
-    /// Milliseconds after which the kernel hands over a block that is not full.
-    pub retire_timeout_ms: u32,
+    /// Bytes per frame slot, header included: a multiple of 16, at least 128.
+    pub frame_size: u32,
+    /// Frame slots in the ring (rounded up to fill whole kernel blocks). The ring holds this
+    /// many frames the worker has not read yet; more are dropped and counted as `ring_full`.
+    pub frame_count: u32,
 }
 
 impl Default for RingConfig {
+    /// 2048 slots of 2048 bytes: 4 MiB per ring.
     fn default() -> Self {
         Self {
-            block_size: 1 << 18,
-            block_count: 16,
-            retire_timeout_ms: 2,
+            frame_size: 2048,
+            frame_count: 2048,
         }
+    }
+}
+
+/// How a [`RingConfig`] is laid out in kernel blocks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Layout {
+    block_size: u32,
+    block_count: u32,
+    frame_size: u32,
+    frames_per_block: u32,
+}
+
+impl Layout {
+    /// The layout of `config` on a machine with `page`-byte pages, or why there is none.
+    fn new(config: RingConfig, page: u32) -> Result<Self, &'static str> {
+        let frame_size = config.frame_size;
+        if frame_size < 128 || !frame_size.is_multiple_of(16) {
+            return Err("ring frame_size must be a multiple of 16 and at least 128");
+        }
+        if config.frame_count == 0 {
+            return Err("ring frame_count must be at least 1");
+        }
+        let block_size = frame_size
+            .max(BLOCK_BYTES)
+            .checked_next_multiple_of(page.max(1))
+            .ok_or("ring frame_size is too large")?;
+        let frames_per_block = block_size / frame_size;
+        let block_count = config.frame_count.div_ceil(frames_per_block);
+        block_count
+            .checked_mul(frames_per_block)
+            .and_then(|_| block_count.checked_mul(block_size))
+            .ok_or("ring frame_size * frame_count must stay below 4 GiB")?;
+        Ok(Self {
+            block_size,
+            block_count,
+            frame_size,
+            frames_per_block,
+        })
+    }
+
+    /// Slots in the ring.
+    fn frame_count(self) -> usize {
+        self.block_count as usize * self.frames_per_block as usize
+    }
+
+    /// Bytes of the mapping.
+    fn len(self) -> usize {
+        self.block_count as usize * self.block_size as usize
+    }
+
+    /// Offset of slot `i` (below [`Layout::frame_count`]) in the mapping.
+    fn offset(self, i: usize) -> usize {
+        let per_block = self.frames_per_block as usize;
+        i / per_block * self.block_size as usize + i % per_block * self.frame_size as usize
     }
 }
 
@@ -57,8 +117,7 @@ impl Default for RingConfig {
 #[derive(Debug)]
 struct Mapping {
     base: NonNull<u8>,
-    block_size: usize,
-    block_count: usize,
+    layout: Layout,
 }
 
 // SAFETY: the mapping is owned by exactly one `PacketSocket`; nothing in it is tied to the
@@ -67,24 +126,21 @@ unsafe impl Send for Mapping {}
 
 impl Drop for Mapping {
     fn drop(&mut self) {
-        // SAFETY: `base` and the length are those mmap(2) returned, and no `Block` borrows the
-        // mapping any more (they borrow the socket mutably, which is being dropped).
+        // SAFETY: `base` and the length are those mmap(2) returned, and no `RxFrame` borrows
+        // the mapping any more (they borrow the socket mutably, which is being dropped).
         unsafe {
-            libc::munmap(
-                self.base.as_ptr().cast(),
-                self.block_size * self.block_count,
-            );
+            libc::munmap(self.base.as_ptr().cast(), self.layout.len());
         }
     }
 }
 
-/// An AF_PACKET socket bound to one interface, receiving every frame into a TPACKET_V3 ring.
+/// An AF_PACKET socket bound to one interface, receiving every frame into a TPACKET_V2 ring.
 /// Frames this host sends out of the interface are ignored (`PACKET_IGNORE_OUTGOING`).
 #[derive(Debug)]
 pub struct PacketSocket {
     // Field order matters: the mapping is unmapped before the socket is closed.
     ring: Mapping,
-    next_block: usize,
+    next_slot: usize,
     fd: OwnedFd,
 }
 
@@ -97,16 +153,24 @@ impl PacketSocket {
         config: RingConfig,
         fanout: Option<u16>,
     ) -> Result<Self, SysError> {
+        // SAFETY: sysconf(3) takes no pointers.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+        let layout =
+            Layout::new(config, u32::try_from(page).unwrap_or(4096)).map_err(|why| SysError {
+                call: "setsockopt(PACKET_RX_RING)",
+                subject: name.to_owned(),
+                source: io::Error::new(io::ErrorKind::InvalidInput, why),
+            })?;
         // Protocol 0 until bound, so no frame of another interface reaches the ring.
         let fd = socket(libc::AF_PACKET, libc::SOCK_RAW, 0, name)?;
-        let version = libc::tpacket_versions::TPACKET_V3 as libc::c_int;
+        let version = libc::tpacket_versions::TPACKET_V2 as libc::c_int;
         let sol = libc::SOL_PACKET;
         setsockopt(
             fd.as_fd(),
             sol,
             libc::PACKET_VERSION,
             &version,
-            "setsockopt(PACKET_VERSION=TPACKET_V3)",
+            "setsockopt(PACKET_VERSION=TPACKET_V2)",
             name,
         )?;
         let on: libc::c_int = 1;
@@ -118,14 +182,11 @@ impl PacketSocket {
             "setsockopt(PACKET_IGNORE_OUTGOING)",
             name,
         )?;
-        let req = libc::tpacket_req3 {
-            tp_block_size: config.block_size,
-            tp_block_nr: config.block_count,
-            tp_frame_size: 2048,
-            tp_frame_nr: config.block_size / 2048 * config.block_count,
-            tp_retire_blk_tov: config.retire_timeout_ms,
-            tp_sizeof_priv: 0,
-            tp_feature_req_word: 0,
+        let req = libc::tpacket_req {
+            tp_block_size: layout.block_size,
+            tp_block_nr: layout.block_count,
+            tp_frame_size: layout.frame_size,
+            tp_frame_nr: layout.block_count * layout.frames_per_block,
         };
         setsockopt(
             fd.as_fd(),
@@ -135,13 +196,12 @@ impl PacketSocket {
             "setsockopt(PACKET_RX_RING)",
             name,
         )?;
-        let len = config.block_size as usize * config.block_count as usize;
         // SAFETY: a fresh shared mapping of the ring the kernel just allocated for `fd`; no
         // existing memory is affected, and the result is checked against MAP_FAILED.
         let base = unsafe {
             libc::mmap(
                 core::ptr::null_mut(),
-                len,
+                layout.len(),
                 libc::PROT_READ | libc::PROT_WRITE,
                 libc::MAP_SHARED,
                 fd.as_raw_fd(),
@@ -153,8 +213,7 @@ impl PacketSocket {
         }
         let ring = Mapping {
             base: NonNull::new(base.cast()).ok_or_else(|| SysError::last("mmap", name))?,
-            block_size: config.block_size as usize,
-            block_count: config.block_count as usize,
+            layout,
         };
         let addr = sockaddr_ll(ifindex, ETH_P_ALL_BE, None);
         // SAFETY: `addr` is a valid sockaddr_ll and the length passed is its size.
@@ -179,44 +238,68 @@ impl PacketSocket {
         }
         Ok(Self {
             ring,
-            next_block: 0,
+            next_slot: 0,
             fd,
         })
     }
 
-    /// The next block the kernel has handed over, if any. Dropping it returns it to the kernel.
-    pub fn next_block(&mut self) -> Option<Block<'_>> {
-        let start = self.next_block * self.ring.block_size;
-        // SAFETY: `start` is the offset of a block inside the mapping (next_block < count).
+    /// Frame slots in the ring: the most frames one walk of the ready frames can yield.
+    pub fn capacity(&self) -> usize {
+        self.ring.layout.frame_count()
+    }
+
+    /// The next frame the kernel has handed over, in ring order, if any. Dropping it returns
+    /// its slot to the kernel.
+    pub fn next_frame(&mut self) -> Option<RxFrame<'_>> {
+        let layout = self.ring.layout;
+        let start = layout.offset(self.next_slot);
+        // SAFETY: `start` is the offset of a slot inside the mapping (next_slot < count).
         let base = unsafe { self.ring.base.add(start) };
-        // SAFETY: `base` is the start of a block of the live mapping.
-        let status = unsafe { block_status(base) };
-        if status.load(Ordering::Acquire) & libc::TP_STATUS_USER == 0 {
+        // SAFETY: `base` is the start of a slot of the live mapping, which outlives `'_`.
+        let status_word = unsafe { slot_status(base) };
+        let status = status_word.load(Ordering::Acquire);
+        if status & libc::TP_STATUS_USER == 0 {
             return None;
         }
-        // SAFETY: `base` starts a block of `block_size` bytes inside the live mapping.
-        let read = |at| unsafe { read_u32(base, self.ring.block_size, at) };
-        let remaining = read(block::NUM_PKTS);
-        let offset = read(block::FIRST_PKT) as usize;
-        self.next_block = (self.next_block + 1) % self.ring.block_count;
-        Some(Block {
-            base,
-            size: self.ring.block_size,
-            remaining,
-            offset,
-            _ring: core::marker::PhantomData,
+        let size = layout.frame_size as usize;
+        // SAFETY: `base` starts a slot of `size` bytes inside the live mapping.
+        let read = |at| unsafe { read_u32(base, size, at) };
+        let wire_len = read(slot::LEN);
+        let snaplen = read(slot::SNAPLEN) as usize;
+        let mac = (read(slot::MAC) & 0xFFFF) as usize;
+        let end = mac.saturating_add(snaplen);
+        let len = if mac < slot::HEADER_LEN || end > size {
+            // A header we do not understand: lend the frame out empty, so the caller counts
+            // it and the slot still goes back to the kernel.
+            0
+        } else {
+            snaplen
+        };
+        let at = if len == 0 { slot::HEADER_LEN } else { mac };
+        // SAFETY: `at..at + len` lies inside this slot, after its header (so the slice never
+        // overlaps the status word), and user space owns the slot until the `RxFrame` is
+        // dropped (TP_STATUS_USER); the slice borrows `self` mutably, so no two frames alias
+        // and none outlives the socket or its mapping.
+        let data = unsafe { core::slice::from_raw_parts_mut(base.add(at).as_ptr(), len) };
+        Some(RxFrame {
+            data,
+            wire_len,
+            status,
+            status_word,
+            next_slot: &mut self.next_slot,
+            slots: layout.frame_count(),
         })
     }
 
     /// Frames the kernel dropped because the ring was full, since the last call.
     pub fn take_drops(&self) -> u64 {
-        let mut stats = libc::tpacket_stats_v3 {
+        let mut stats = libc::tpacket_stats {
             tp_packets: 0,
             tp_drops: 0,
-            tp_freeze_q_cnt: 0,
         };
-        let mut len = size_of::<libc::tpacket_stats_v3>() as libc::socklen_t;
-        // SAFETY: the pointers describe our own `stats` and `len`, sized as the kernel expects.
+        let mut len = size_of::<libc::tpacket_stats>() as libc::socklen_t;
+        // SAFETY: the pointers describe our own `stats` and `len`, sized as the kernel expects
+        // for a TPACKET_V2 socket.
         let ret = unsafe {
             libc::getsockopt(
                 self.fd.as_raw_fd(),
@@ -240,53 +323,48 @@ impl AsFd for PacketSocket {
     }
 }
 
-/// The status word of the block at `base`, which the kernel and we hand back and forth.
+/// The status word of the slot at `base`, which the kernel and we hand back and forth.
 #[expect(
     clippy::cast_ptr_alignment,
-    reason = "blocks are page aligned and the status word sits at offset 8"
+    reason = "slots are 16-byte aligned and the status word sits at offset 0"
 )]
 ///
 /// # Safety
 ///
-/// `base` must be the start of a block of a ring mapping that outlives `'a`.
-unsafe fn block_status<'a>(base: NonNull<u8>) -> &'a AtomicU32 {
-    // SAFETY: every block starts with a 4-byte-aligned `tpacket_block_desc` (blocks are page
-    // aligned); its status word lives as long as the mapping, which outlives the caller's use.
-    unsafe { &*base.add(block::STATUS).as_ptr().cast::<AtomicU32>() }
+/// `base` must be the start of a slot of a ring mapping that outlives `'a`.
+unsafe fn slot_status<'a>(base: NonNull<u8>) -> &'a AtomicU32 {
+    // SAFETY: every slot starts with a `tpacket2_hdr` at a 16-byte aligned offset (blocks are
+    // page aligned, slot sizes multiples of 16); its status word lives as long as the mapping,
+    // which outlives the caller's use.
+    unsafe { &*base.add(slot::STATUS).as_ptr().cast::<AtomicU32>() }
 }
 
-/// Reads a native-endian u32 at `at` inside a block of `size` bytes; 0 when out of bounds.
+/// Reads a native-endian u32 at `at` inside a slot of `size` bytes; 0 when out of bounds.
 ///
 /// # Safety
 ///
-/// `base` must be the start of a block of `size` bytes inside a live ring mapping.
+/// `base` must be the start of a slot of `size` bytes inside a live ring mapping.
 unsafe fn read_u32(base: NonNull<u8>, size: usize, at: usize) -> u32 {
     if at + 4 > size {
         return 0;
     }
-    // SAFETY: `at..at + 4` lies inside the block, which lies inside the mapping.
+    // SAFETY: `at..at + 4` lies inside the slot, which lies inside the mapping.
     unsafe { base.add(at).as_ptr().cast::<u32>().read_unaligned() }
 }
 
-/// A block of received frames, lent by [`PacketSocket::next_block`].
-#[derive(Debug)]
-pub struct Block<'a> {
-    base: NonNull<u8>,
-    size: usize,
-    remaining: u32,
-    offset: usize,
-    _ring: core::marker::PhantomData<&'a mut PacketSocket>,
-}
-
-/// One received frame, writable in place.
+/// One received frame, writable in place, lent by [`PacketSocket::next_frame`]. Dropping it
+/// gives its slot back to the kernel.
 #[derive(Debug)]
 pub struct RxFrame<'a> {
-    /// The frame from its Ethernet header on (as much as was captured).
+    /// The frame from its Ethernet header on (as much as fitted into the slot).
     pub data: &'a mut [u8],
     /// Its length on the wire (more than `data.len()` only if truncated).
     pub wire_len: u32,
     /// The kernel's `tp_status` bits (`TP_STATUS_CSUMNOTREADY` and so on).
     pub status: u32,
+    status_word: &'a AtomicU32,
+    next_slot: &'a mut usize,
+    slots: usize,
 }
 
 impl RxFrame<'_> {
@@ -295,47 +373,20 @@ impl RxFrame<'_> {
     pub fn checksum_pending(&self) -> bool {
         self.status & libc::TP_STATUS_CSUMNOTREADY != 0
     }
-}
 
-impl Block<'_> {
-    /// The next frame of the block. Malformed offsets end the block rather than read outside it.
-    pub fn next_frame(&mut self) -> Option<RxFrame<'_>> {
-        if self.remaining == 0 || self.offset + frame::HEADER_LEN > self.size {
-            return None;
-        }
-        self.remaining -= 1;
-        let hdr = self.offset;
-        // SAFETY: a `Block` always describes a block of the live mapping it borrows.
-        let read = |at| unsafe { read_u32(self.base, self.size, hdr + at) };
-        let snaplen = read(frame::SNAPLEN) as usize;
-        let wire_len = read(frame::LEN);
-        let status = read(frame::STATUS);
-        let mac = (read(frame::MAC) & 0xFFFF) as usize;
-        let next = read(frame::NEXT_OFFSET) as usize;
-        self.offset = if next == 0 { self.size } else { hdr + next };
-        let start = hdr + mac;
-        if mac < frame::HEADER_LEN || start + snaplen > self.size {
-            self.remaining = 0;
-            return None;
-        }
-        // SAFETY: `start..start + snaplen` lies inside this block, which user space owns until
-        // the block is dropped (TP_STATUS_USER); the slice borrows `self` mutably, so no two
-        // frames alias and none outlives the block.
-        let data =
-            unsafe { core::slice::from_raw_parts_mut(self.base.add(start).as_ptr(), snaplen) };
-        Some(RxFrame {
-            data,
-            wire_len,
-            status,
-        })
+    /// Whether the frame was longer than its slot, so `data` holds only its beginning.
+    pub fn is_truncated(&self) -> bool {
+        self.data.len() < self.wire_len as usize
     }
 }
 
-impl Drop for Block<'_> {
+impl Drop for RxFrame<'_> {
     fn drop(&mut self) {
-        // SAFETY: a `Block` always starts a block of the live mapping it borrows.
-        let status = unsafe { block_status(self.base) };
-        status.store(libc::TP_STATUS_KERNEL, Ordering::Release);
+        // Release: our reads and in-place writes of the frame happen before the kernel may
+        // reuse the slot.
+        self.status_word
+            .store(libc::TP_STATUS_KERNEL, Ordering::Release);
+        *self.next_slot = (*self.next_slot + 1) % self.slots;
     }
 }
 
@@ -377,9 +428,9 @@ impl TxSocket {
     }
 
     /// Sends `frame` (Ethernet header included) out of interface `ifindex` without blocking.
-    pub fn send(&self, ifindex: u32, frame: &[u8]) -> std::io::Result<()> {
+    pub fn send(&self, ifindex: u32, frame: &[u8]) -> io::Result<()> {
         let (Some(dst), Some(ethertype)) = (frame.get(..6), frame.get(12..14)) else {
-            return Err(std::io::ErrorKind::InvalidInput.into());
+            return Err(io::ErrorKind::InvalidInput.into());
         };
         let mut mac = [0; 6];
         mac.copy_from_slice(dst);
@@ -398,9 +449,68 @@ impl TxSocket {
             )
         };
         if ret < 0 {
-            Err(std::io::Error::last_os_error())
+            Err(io::Error::last_os_error())
         } else {
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Layout, RingConfig};
+
+    #[test]
+    fn the_default_ring_is_four_mib_of_2048_byte_slots() {
+        let layout = Layout::new(RingConfig::default(), 4096).unwrap();
+        assert_eq!(
+            layout,
+            Layout {
+                block_size: 1 << 16,
+                block_count: 64,
+                frame_size: 2048,
+                frames_per_block: 32,
+            }
+        );
+        assert_eq!((layout.frame_count(), layout.len()), (2048, 4 << 20));
+        assert_eq!(layout.offset(33), (1 << 16) + 2048);
+    }
+
+    #[test]
+    fn slots_that_do_not_divide_a_block_leave_its_tail_unused() {
+        let config = RingConfig {
+            frame_size: 9216,
+            frame_count: 10,
+        };
+        let layout = Layout::new(config, 4096).unwrap();
+        assert_eq!((layout.block_size, layout.frames_per_block), (1 << 16, 7));
+        // Rounded up to whole blocks.
+        assert_eq!((layout.block_count, layout.frame_count()), (2, 14));
+        assert_eq!(layout.offset(6), 6 * 9216);
+        assert_eq!(layout.offset(7), 1 << 16);
+        // A slot larger than the default block gets a block of its own, page aligned.
+        let big = RingConfig {
+            frame_size: 70_000,
+            frame_count: 3,
+        };
+        let layout = Layout::new(big, 4096).unwrap();
+        assert_eq!((layout.block_size, layout.frames_per_block), (73_728, 1));
+        assert_eq!(layout.offset(2), 2 * 73_728);
+    }
+
+    #[test]
+    fn impossible_rings_are_refused_before_the_kernel_sees_them() {
+        for (frame_size, frame_count) in [(0, 10), (100, 10), (2050, 10), (2048, 0)] {
+            let config = RingConfig {
+                frame_size,
+                frame_count,
+            };
+            assert!(Layout::new(config, 4096).is_err(), "{config:?}");
+        }
+        let huge = RingConfig {
+            frame_size: 1 << 20,
+            frame_count: 1 << 13,
+        };
+        assert!(Layout::new(huge, 4096).is_err());
     }
 }

@@ -6,37 +6,11 @@ mod netlab;
 use std::time::Duration;
 
 use netlab::{CLIENT4, Testbed, VIP4, service, spread};
-use tether_lab::netns::LinkSpec;
 
 #[test]
 fn dsr_replies_bypass_the_tether_node() {
     let mut tb = Testbed::new("dsr", None);
-    for k in 1..=3 {
-        let b = &tb.backends[k - 1];
-        b.add_vip_on_lo(VIP4.parse().expect("vip"))
-            .expect("VIP on lo");
-        // A return path that does not cross the Tether node.
-        let direct = tb
-            .lab()
-            .link(
-                &tb.client,
-                b,
-                LinkSpec {
-                    a_addrs: &[&format!("10.9.{}.1/24", 20 + k)],
-                    b_addrs: &[&format!("10.9.{}.2/24", 20 + k)],
-                    mtu: None,
-                },
-            )
-            .expect("direct link");
-        b.route(
-            "10.9.1.0/24",
-            Some(format!("10.9.{}.1", 20 + k).parse().expect("ip")),
-            Some(&direct.b_dev),
-        )
-        .expect("return route");
-        // Port 80 on every address: the VIP on lo for clients, the backend address for health checks.
-        tb.start_nginx(k, &["80"]);
-    }
+    tb.start_dsr_backends();
     tb.start_tether(&service("web", VIP4, 80, "dsr", "wrr", [1, 1, 1], false));
 
     let filter = format!(

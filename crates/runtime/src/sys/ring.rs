@@ -226,7 +226,12 @@ impl PacketSocket {
         };
         check(ret, "bind(AF_PACKET)", name)?;
         if let Some(group) = fanout {
-            let arg = libc::c_int::from(group) | (libc::PACKET_FANOUT_HASH.cast_signed() << 16);
+            // The kernel takes "ignore outgoing" for a fanout group from the group's flag, not
+            // from each member's PACKET_IGNORE_OUTGOING: without it a worker receives the
+            // frames the node sends (in DSR mode, forwarded frames still addressed to the VIP,
+            // which it would forward again, in a loop).
+            let mode = libc::PACKET_FANOUT_HASH | libc::PACKET_FANOUT_FLAG_IGNORE_OUTGOING;
+            let arg = libc::c_int::from(group) | (mode.cast_signed() << 16);
             setsockopt(
                 fd.as_fd(),
                 sol,

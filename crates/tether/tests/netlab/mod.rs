@@ -40,6 +40,8 @@ pub struct Testbed {
     pub backends: Vec<Host>,
     /// The Tether node's interfaces (client side first).
     pub lb_ifaces: Vec<String>,
+    /// The client's interface towards the Tether node.
+    client_iface: String,
     dir: PathBuf,
     nginx: Vec<Option<Process>>,
     tether: Option<Process>,
@@ -75,6 +77,7 @@ impl Testbed {
             lb: topology.node,
             backends: topology.backends,
             lb_ifaces: topology.node_interfaces,
+            client_iface: topology.client_interface,
             dir,
             nginx: vec![None, None, None],
             tether: None,
@@ -121,6 +124,37 @@ impl Testbed {
         )
         .expect("nginx listens");
         self.nginx[k - 1] = Some(process);
+    }
+
+    /// Prepares the backends for direct server return and starts nginx on them: each holds the
+    /// VIP on `lo` and has a direct link to the client (10.9.2K.0/24) for its replies, so they
+    /// do not cross the Tether node; nginx listens on port 80 on every address.
+    pub fn start_dsr_backends(&mut self) {
+        for k in 1..=3 {
+            let b = &self.backends[k - 1];
+            b.add_vip_on_lo(VIP4.parse().expect("vip"))
+                .expect("VIP on lo");
+            let direct = self
+                .lab
+                .link(
+                    &self.client,
+                    b,
+                    tether_lab::netns::LinkSpec {
+                        a_addrs: &[&format!("10.9.{}.1/24", 20 + k)],
+                        b_addrs: &[&format!("10.9.{}.2/24", 20 + k)],
+                        mtu: None,
+                    },
+                )
+                .expect("direct link");
+            b.route(
+                "10.9.1.0/24",
+                Some(format!("10.9.{}.1", 20 + k).parse().expect("ip")),
+                Some(&direct.b_dev),
+            )
+            .expect("return route");
+            // The VIP on lo for clients, the backend address for health checks.
+            self.start_nginx(k, &["80"]);
+        }
     }
 
     /// Writes a file nginx on backend `k` serves at `/big`.
@@ -290,6 +324,11 @@ impl Testbed {
     /// Runs a command on the client and returns its stdout.
     pub fn client_run(&self, args: &[&str]) -> String {
         run(&self.client, args)
+    }
+
+    /// The client's interface towards the Tether node.
+    pub fn client_iface(&self) -> String {
+        self.client_iface.clone()
     }
 
     /// Where test files live.

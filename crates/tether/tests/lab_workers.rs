@@ -81,5 +81,6 @@ fn two_workers_in_dsr_mode_forward_each_packet_once() {
         through >= 60 * 3,
         "every request crossed the agent: {through}"
     );
+    assert_eq!(spread(&bodies), [20, 20, 20], "round robin in DSR mode");
     tb.stop_tether();
 }

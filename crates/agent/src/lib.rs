@@ -30,7 +30,7 @@
 //! carries a [`Timestamp`]), resolves no next-hop MAC address and announces no route; the
 //! runtime does those with what the agent returns. It never answers a packet with a reset.
 //! The established-flow path (fixed match, NAT, forward) allocates nothing and takes no lock
-//! (`tests/no_alloc.rs` proves it with a counting allocator).
+//! (`crates/runtime/tests/no_alloc.rs` proves it with a counting allocator).
 #![forbid(unsafe_code)]
 
 mod actions;

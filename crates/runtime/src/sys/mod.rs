@@ -7,10 +7,12 @@
 //!   them with one sendmmsg(2).
 //! - [`PollSet`]: poll(2) over a fixed set of descriptors.
 //! - [`enter_netns`]: moves the calling thread into another network namespace.
+//! - [`CountingAllocator`]: a global allocator for tests that prove a path allocates nothing.
 //!
 //! Everything else (netlink, UDP, raw IP sockets) goes through `socket2` and safe code.
 //! Each `unsafe` block states why it is sound in a `// SAFETY:` line.
 
+mod alloc;
 mod batch;
 mod ring;
 
@@ -20,6 +22,7 @@ use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::path::Path;
 use std::time::Duration;
 
+pub use alloc::{CountingAllocator, allocations_in};
 pub use batch::TxBatch;
 pub use ring::{PacketSocket, RingConfig, RxFrame, TxSocket};
 

@@ -4,7 +4,8 @@
 //! incremental checksums, TTL) and forwarded by [`tether_agent::Agent::handle_frame`]. This
 //! test runs such packets (TCP and UDP, IPv4 and IPv6, client to backend and back) through an
 //! agent under a counting global allocator, armed only on this thread and only around the
-//! measured loop, and requires zero allocations.
+//! measured loop, and requires zero allocations. (It lives in the runtime crate because the
+//! allocator implements the unsafe `GlobalAlloc`, and unsafe code lives in `tether_runtime::sys`.)
 //!
 //! No lock: an agent is a plain single-threaded state machine. `handle_frame` takes
 //! `&mut self`, so the borrow checker already guarantees exclusive access, and the runtime
@@ -17,77 +18,17 @@
     reason = "test code: a failed unwrap is a failed test"
 )]
 
+#[path = "../../agent/tests/common/mod.rs"]
 mod common;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::path::Path;
 
 use tether_agent::Verdict;
 use tether_proto::Timestamp;
-
-thread_local! {
-    /// Whether this thread's allocations are being counted.
-    static ARMED: Cell<bool> = const { Cell::new(false) };
-    /// Allocations (alloc, alloc_zeroed, realloc) made by this thread while armed.
-    static COUNT: Cell<u64> = const { Cell::new(0) };
-}
-
-/// The system allocator, counting the allocations of threads that armed it.
-struct Counting;
-
-fn count() {
-    // `try_with`: a thread being torn down has no thread-locals left; it is not measured.
-    let _ = ARMED.try_with(|armed| {
-        if armed.get() {
-            let _ = COUNT.try_with(|n| n.set(n.get() + 1));
-        }
-    });
-}
-
-// The one unsafe item of the agent crate's tests: `GlobalAlloc` is an unsafe trait. Every
-// method forwards to `System` with the caller's arguments, so `System`'s contract is the
-// caller's.
-#[expect(
-    unsafe_code,
-    reason = "a global allocator must implement the unsafe GlobalAlloc"
-)]
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count();
-        // SAFETY: forwarded unchanged; the caller upholds `GlobalAlloc::alloc`'s contract.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        count();
-        // SAFETY: as for `alloc`.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count();
-        // SAFETY: `ptr` came from this allocator, which is `System`; forwarded unchanged.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` came from this allocator, which is `System`; forwarded unchanged.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
+use tether_runtime::sys::{CountingAllocator, allocations_in};
 
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
-
-/// Allocations this thread makes while running `f`.
-fn allocations_in(f: impl FnOnce()) -> u64 {
-    COUNT.with(|n| n.set(0));
-    ARMED.with(|a| a.set(true));
-    f();
-    ARMED.with(|a| a.set(false));
-    COUNT.with(Cell::get)
-}
+static ALLOCATOR: CountingAllocator = CountingAllocator;
 
 /// Packets run per case in the measured loop.
 const PACKETS: usize = 10_000;

@@ -137,6 +137,11 @@ pub struct Manager {
     /// Whether the rounds cancel a dead manager's copies (a takeover) or only override a
     /// worse manager's (a reclaim).
     takeover_cancels: bool,
+    /// Flows whose fixed affinities a takeover or reclaim round has still to install, sent a
+    /// chunk at a time so the agents' socket buffers are not overrun.
+    installs: VecDeque<AffinityKey>,
+    /// When the next chunk of `installs` is due.
+    install_at: Option<Timestamp>,
 }
 
 impl Manager {
@@ -155,6 +160,8 @@ impl Manager {
             reannounce_at: None,
             takeover_rounds: 0,
             takeover_cancels: false,
+            installs: VecDeque::new(),
+            install_at: None,
             codec: Codec::new(config.auth, config.initial_sequence),
             announcer: Announcer::new(wildcards, config.announce, config.wildcard_ttl, now),
             flows: FlowStore::new(config.fixed_ttl, config.sticky),
@@ -229,6 +236,9 @@ impl Manager {
         if self.reannounce_at.is_some_and(|t| t <= now) {
             self.takeover_round(now);
         }
+        if self.install_at.is_some_and(|t| t <= now) {
+            self.install_chunk(now);
+        }
         // A manager pulling the flow store announces nothing: its wildcards would draw flows it
         // cannot serve yet.
         if self.failover.ready() {
@@ -252,6 +262,7 @@ impl Manager {
             self.flows.next_deadline(),
             self.failover.next_deadline(),
             self.reannounce_at,
+            self.install_at,
         ]
         .into_iter()
         .flatten()

@@ -16,6 +16,12 @@ const TAKEOVER_ROUNDS: u8 = 5;
 /// The first rounds also cancel; the later ones only announce, so no late cancel can delete
 /// the last announcement.
 const CANCEL_ROUNDS: u8 = 3;
+/// Flows whose affinities one chunk of a takeover or reclaim installs.
+const INSTALL_CHUNK: usize = 32;
+/// Time between two chunks: 32 flows (up to 128 updates per agent, with cancels) every 2 ms,
+/// 16,000 flows a second, well within what an agent's default socket buffer (about 200
+/// datagrams of this size) takes between two reads.
+const INSTALL_PACE: Duration = Duration::from_millis(2);
 use crate::failover::Transition;
 
 impl Manager {
@@ -180,6 +186,8 @@ impl Manager {
                 // the rest of its own rounds.
                 self.takeover_rounds = 0;
                 self.reannounce_at = None;
+                self.installs.clear();
+                self.install_at = None;
             }
             Transition::Started | Transition::None => {}
         }
@@ -209,8 +217,11 @@ impl Manager {
             // Wildcards first: an agent accepts a fixed affinity only under one of ours.
             self.counters.wildcard_updates_sent +=
                 self.announcer.reannounce(now, cancel, &mut self.outbox);
-            if self.install_all(now, cancel) > 0 {
-                self.served(now);
+            // A round still installing (a large store) goes on; otherwise every stored flow
+            // is installed again, a chunk at a time.
+            if self.installs.is_empty() {
+                self.installs = self.flows.iter().map(|(key, _)| *key).collect();
+                self.install_chunk(now);
             }
         } else {
             self.announcer.expedite(now);
@@ -220,14 +231,19 @@ impl Manager {
         self.reannounce_at = (self.takeover_rounds > 0).then(|| now + self.failover.interval());
     }
 
-    /// Installs the fixed affinities of every stored flow (return, then forward) at every
-    /// agent; with `cancel`, each is preceded by its TTL-0 copy, which removes the identical
-    /// affinities of managers ranked the same or better (`docs/affinities.md`). A flow whose
-    /// backend is disabled is only cancelled. Returns the flows installed.
-    fn install_all(&mut self, now: Timestamp, cancel: bool) -> usize {
-        let keys: Vec<AffinityKey> = self.flows.iter().map(|(key, _)| *key).collect();
+    /// Installs the fixed affinities (return, then forward) of the next [`INSTALL_CHUNK`]
+    /// flows of the current round at every agent; with cancels (a takeover), each is preceded
+    /// by its TTL-0 copy, which removes the identical affinities of managers ranked the same or
+    /// better (`docs/affinities.md`). A flow whose backend is disabled is only cancelled.
+    /// Chunks go out [`INSTALL_PACE`] apart: a whole store at once would overrun the agents'
+    /// socket buffers and lose most of it.
+    pub(crate) fn install_chunk(&mut self, now: Timestamp) {
+        let cancel = self.takeover_cancels;
         let mut installed = 0;
-        for key in keys {
+        for _ in 0..INSTALL_CHUNK {
+            let Some(key) = self.installs.pop_front() else {
+                break;
+            };
             let Some(flow) = self.flows.get(&key) else {
                 continue;
             };
@@ -262,7 +278,10 @@ impl Manager {
                 installed += 1;
             }
         }
-        installed
+        if installed > 0 {
+            self.served(now);
+        }
+        self.install_at = (!self.installs.is_empty()).then(|| now + INSTALL_PACE);
     }
 
     /// Notes that a flow was served, which completes a takeover.

@@ -119,7 +119,7 @@ fn lifetime(ttl: u32) -> Duration {
 impl Agent {
     /// Takes one service message datagram from `from` (a manager's UDP address).
     pub fn handle_datagram(&mut self, now: Timestamp, from: SocketAddr, payload: &[u8]) {
-        match self.codec.open(from, payload) {
+        match self.codec.open(payload) {
             Ok(message) => self.handle_message(now, from, message),
             Err(rejection) => self.stats.rejected.add(rejection.reason()),
         }

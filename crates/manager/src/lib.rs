@@ -181,7 +181,7 @@ impl Manager {
     /// Handles a datagram from `from`: authenticates it, then acts on the message.
     pub fn handle_datagram(&mut self, now: Timestamp, from: SocketAddr, payload: &[u8]) {
         self.counters.datagrams += 1;
-        match self.codec.open(from, payload) {
+        match self.codec.open(payload) {
             Ok(message) => self.handle_message(now, from, message),
             Err(rejection) => {
                 *self
@@ -503,16 +503,13 @@ impl Manager {
         direction: Direction,
         packet: Option<Vec<u8>>,
     ) {
-        if self
-            .flows
-            .get(&forward)
-            .is_some_and(|f| self.services[f.service].admin[f.backend] == AdminState::Disabled)
-        {
-            self.counters.dropped.backend_disabled += 1;
-        }
-        let Some(updates) = self.fixed_updates(forward, direction, packet) else {
+        let Some((updates, disabled)) = self.fixed_updates(forward, direction, packet) else {
             return;
         };
+        if disabled {
+            self.counters.dropped.backend_disabled += 1;
+            return;
+        }
         for update in updates {
             self.queue_fixed(to, update);
         }
@@ -521,20 +518,19 @@ impl Manager {
         self.served(now);
     }
 
-    /// The fixed updates that carry the stored decision for a flow (the return one first), or
-    /// `None` for an unknown flow or one whose backend is disabled.
-    fn fixed_updates(
+    /// The fixed updates that carry the stored decision for a flow (the return one first),
+    /// and whether its backend is disabled (such a flow is not renewed); `None` for an
+    /// unknown flow.
+    pub(crate) fn fixed_updates(
         &self,
         forward: AffinityKey,
         direction: Direction,
         packet: Option<Vec<u8>>,
-    ) -> Option<Vec<FixedUpdate>> {
+    ) -> Option<(Vec<FixedUpdate>, bool)> {
         let flow = self.flows.get(&forward)?;
         let svc = &self.services[flow.service];
-        if svc.admin[flow.backend] == AdminState::Disabled {
-            return None;
-        }
-        Some(match (direction, flow.return_key) {
+        let disabled = svc.admin[flow.backend] == AdminState::Disabled;
+        let updates = match (direction, flow.return_key) {
             (Direction::Return, Some(r)) => {
                 vec![self.stamp.return_fixed(&svc.config, r, packet)]
             }
@@ -545,7 +541,8 @@ impl Manager {
                     .stamp
                     .forward_fixed(&svc.config, flow.backend, forward, packet)])
                 .collect(),
-        })
+        };
+        Some((updates, disabled))
     }
 
     /// A notification without packet: FIN or RST closes the flow; anything else renews it.

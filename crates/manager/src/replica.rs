@@ -7,9 +7,7 @@ use core::time::Duration;
 use tether_proto::{FlowRecord, Heartbeat, Message, Replicate, Role, Snapshot, Timestamp};
 use tether_wire::AffinityKey;
 
-use tether_proto::FixedUpdate;
-
-use crate::{AdminState, Manager};
+use crate::{Direction, Manager};
 
 /// Rounds of a takeover, a heartbeat interval apart; each announces this manager's wildcards.
 const TAKEOVER_ROUNDS: u8 = 5;
@@ -244,19 +242,10 @@ impl Manager {
             let Some(key) = self.installs.pop_front() else {
                 break;
             };
-            let Some(flow) = self.flows.get(&key) else {
+            let Some((updates, disabled)) = self.fixed_updates(key, Direction::Forward, None)
+            else {
                 continue;
             };
-            let svc = &self.services[flow.service];
-            let disabled = svc.admin[flow.backend] == AdminState::Disabled;
-            let updates: Vec<FixedUpdate> = flow
-                .return_key
-                .map(|r| self.stamp.return_fixed(&svc.config, r, None))
-                .into_iter()
-                .chain([self
-                    .stamp
-                    .forward_fixed(&svc.config, flow.backend, key, None)])
-                .collect();
             for update in updates {
                 for &target in self.announcer.targets() {
                     if cancel {

@@ -77,11 +77,7 @@ fn announcements_are_signed_and_open_at_an_agent() {
     let mut seen = Vec::new();
     while let Some(t) = m.poll_transmit() {
         assert_eq!(t.dest, sock(GROUP));
-        seen.push(
-            agent
-                .open(sock(MANAGER), &t.payload)
-                .expect("signed by a known key"),
-        );
+        seen.push(agent.open(&t.payload).expect("signed by a known key"));
     }
     assert_eq!(seen.len(), 2, "forward and return wildcard");
     let Message::WildcardUpdate(forward) = &seen[0] else {

@@ -358,6 +358,22 @@ fn connect(
         .unwrap_or_else(|| panic!("SYN {port} not served at {:?}", world.now()))
 }
 
+/// Opens a connection from each client port of `ports`, alternating between the agents, and
+/// records its backend.
+fn connect_ports(
+    world: &mut World,
+    managers: &[ManagerId],
+    keys: &mut Vec<AffinityKey>,
+    agents: [AgentId; 2],
+    backends: &mut BTreeMap<u16, [u8; 4]>,
+    ports: core::ops::Range<u16>,
+) {
+    for port in ports {
+        let dst = connect(world, managers, keys, agents[usize::from(port % 2)], port);
+        backends.insert(port, dst);
+    }
+}
+
 /// Runs until `done` holds, checking the invariant every 5 ms; panics after `limit`.
 fn run_until(
     world: &mut World,
@@ -393,16 +409,14 @@ fn death_and_return_run(seed: u64, faults: Faults) -> Returned {
     let (primary, backup) = (ms[0], ms[1]);
     let mut keys = Vec::new();
     let mut backends = BTreeMap::new();
-    for i in 0..6u16 {
-        let dst = connect(
-            &mut world,
-            &ms,
-            &mut keys,
-            agents[usize::from(i % 2)],
-            40_000 + i,
-        );
-        backends.insert(40_000 + i, dst);
-    }
+    connect_ports(
+        &mut world,
+        &ms,
+        &mut keys,
+        agents,
+        &mut backends,
+        40_000..40_006,
+    );
     run_checked(&mut world, &ms, &keys, Duration::from_millis(500));
 
     let offset = Duration::from_millis(seed * 29 % 100);
@@ -420,16 +434,14 @@ fn death_and_return_run(seed: u64, faults: Faults) -> Returned {
         "after the takeover",
     );
     // Flows the backup places alone, which only a snapshot can give the primary.
-    for i in 0..4u16 {
-        let dst = connect(
-            &mut world,
-            &ms,
-            &mut keys,
-            agents[usize::from(i % 2)],
-            42_000 + i,
-        );
-        backends.insert(42_000 + i, dst);
-    }
+    connect_ports(
+        &mut world,
+        &ms,
+        &mut keys,
+        agents,
+        &mut backends,
+        42_000..42_004,
+    );
 
     world
         .restart_manager(primary, configs(&addrs).remove(0))

@@ -16,21 +16,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-fn free_tcp_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+mod ports;
 
-fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use ports::{free_tcp_port, free_udp_port};
 
 /// A running `tether run`, killed on drop so a failed test leaves no process behind.
 struct Node {

@@ -8,21 +8,9 @@
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-fn free_tcp_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+mod ports;
 
-fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use ports::{free_tcp_port, free_udp_port};
 
 fn tether(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_tether"))

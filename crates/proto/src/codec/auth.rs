@@ -1,7 +1,6 @@
 //! Authentication of service messages: HMAC-SHA256 keys, sealing, opening and replay windows.
 
 use core::fmt;
-use core::net::SocketAddr;
 use std::collections::HashMap;
 
 use hmac::{Hmac, Mac};
@@ -233,13 +232,12 @@ impl Codec {
         bytes
     }
 
-    /// Decodes and authenticates a datagram from `from`; rejections are counted. The checks
-    /// and their order are those of `docs/protocol.md`, "Authentication"; in particular a
-    /// security segment with an unknown key id is ignored when authentication is not required.
-    /// The replay window is the signed sender id's, whatever address the datagram came from:
-    /// `from` (which anyone can forge) is not part of the check.
-    pub fn open(&mut self, from: SocketAddr, bytes: &[u8]) -> Result<Message, Rejection> {
-        let _ = from;
+    /// Decodes and authenticates a datagram; rejections are counted. The checks and their
+    /// order are those of `docs/protocol.md`, "Authentication"; in particular a security
+    /// segment with an unknown key id is ignored when authentication is not required. The
+    /// replay window is the signed sender id's: the datagram's source address, which anyone
+    /// can forge, plays no part.
+    pub fn open(&mut self, bytes: &[u8]) -> Result<Message, Rejection> {
         let result = self.open_uncounted(bytes);
         let c = &mut self.counters;
         match &result {

@@ -232,17 +232,16 @@ fn killing_the_primary_mid_stream_loses_nothing() {
         ms(b.as_ref(), "takeover_ms"),
         counter(&before, "records_sent"),
     );
+    // 30 new connections; a failure is kept for the end, so the streams still run to their end.
     let mut curl_failures = Vec::new();
-    match cluster.try_curl(30) {
-        Ok(bodies) => println!(
-            "after takeover: 30 new connections served {:?}",
-            spread(&bodies)
-        ),
+    let mut new_connections = |cluster: &Cluster, when: &str| match cluster.try_curl(30) {
+        Ok(bodies) => println!("{when}: 30 new connections served {:?}", spread(&bodies)),
         Err(e) => curl_failures.push(format!(
-            "after takeover ({:.1} s into the run): {e}",
+            "{when} ({:.1} s into the run): {e}",
             start.elapsed().as_secs_f64()
         )),
-    }
+    };
+    new_connections(&cluster, "after takeover");
 
     let (reclaim, fo) = restart_and_reclaim(&mut cluster, 1, 2);
     assert_eq!(
@@ -262,16 +261,7 @@ fn killing_the_primary_mid_stream_loses_nothing() {
     std::thread::sleep(Duration::from_secs(2));
     cluster.kill_manager(2);
     println!("m2 killed at {:.1} s", start.elapsed().as_secs_f64());
-    match cluster.try_curl(30) {
-        Ok(bodies) => println!(
-            "after m2's death: 30 new connections served {:?}",
-            spread(&bodies)
-        ),
-        Err(e) => curl_failures.push(format!(
-            "after m2's death ({:.1} s into the run): {e}",
-            start.elapsed().as_secs_f64()
-        )),
-    }
+    new_connections(&cluster, "after m2's death");
 
     let finished = client
         .wait_timeout(Duration::from_secs(SECONDS + 60))

@@ -12,6 +12,7 @@ use tether_proto::{
 use tether_wire::nat;
 use tether_wire::packet::PacketInfo;
 
+use crate::local::{self, LocalTable};
 use crate::tables::fixed::Upsert;
 use crate::tables::wildcard::Pattern;
 use crate::tables::{Affinity, Behaviour, Rank};
@@ -28,6 +29,7 @@ impl SupportedActions {
             Some(SegmentType::ActionSequenceAdjust) => self.sequence_adjust,
             Some(SegmentType::ActionInterestCriteria) => self.interest,
             Some(SegmentType::ActionAdvertise) => self.advertise,
+            Some(SegmentType::ActionConsistentHash) => self.consistent_hash,
             Some(_) => true,
             None => false,
         }
@@ -136,12 +138,17 @@ impl Agent {
             | Message::InterestMatch(_)
             | Message::Replicate(_)
             | Message::Heartbeat(_)
-            | Message::Snapshot(_) => self.stats.unexpected_messages += 1,
+            | Message::Snapshot(_)
+            | Message::FlowReport(_) => self.stats.unexpected_messages += 1,
         }
         self.refresh_gauges();
     }
 
-    fn on_wildcard_update(&mut self, now: Timestamp, from: SocketAddr, u: WildcardUpdate) {
+    fn on_wildcard_update(&mut self, now: Timestamp, from: SocketAddr, mut u: WildcardUpdate) {
+        if !self.config.supported.consistent_hash {
+            // An optional action: without it, new flows go to the manager as before.
+            u.actions.consistent_hash = None;
+        }
         let refused = self
             .config
             .supported
@@ -166,13 +173,24 @@ impl Agent {
             return;
         }
         let w = &u.affinity;
-        let behaviour = Behaviour::new(
+        let mut behaviour = Behaviour::new(
             w.dispatch,
             w.information,
             w.forward,
             &u.actions,
             u.envelope.manager_data,
         );
+        if let Some(action) = u.actions.consistent_hash {
+            if !local::same_family(&action, w.dst) {
+                self.stats.invalid_updates += 1;
+                return;
+            }
+            let previous = self
+                .wildcards
+                .find(from, &pattern)
+                .and_then(|a| a.behaviour.local.as_deref());
+            behaviour.local = Some(Box::new(LocalTable::build(action, previous)));
+        }
         let rank = Rank::new(u.service_precedence, u.backup_precedence, 0);
         let expires = now + lifetime(w.ttl);
         let affinity = Affinity::new(from, rank, behaviour, expires);

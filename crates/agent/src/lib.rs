@@ -38,6 +38,7 @@ mod control;
 mod fragments;
 mod hold;
 mod interest;
+mod local;
 mod pipeline;
 mod stats;
 mod tables;
@@ -57,6 +58,7 @@ pub use stats::{AgentStats, DropReason, LabelCounts, TrafficStats};
 
 use fragments::FragmentMemory;
 use hold::HoldBuffer;
+use local::Reports;
 use tables::fixed::FixedTable;
 use tables::wildcard::WildcardTable;
 
@@ -74,6 +76,8 @@ pub struct SupportedActions {
     pub interest: bool,
     /// Advertise action; off until the runtime can announce routes.
     pub advertise: bool,
+    /// Consistent-hash action: place new flows locally and report them.
+    pub consistent_hash: bool,
 }
 
 impl Default for SupportedActions {
@@ -83,6 +87,7 @@ impl Default for SupportedActions {
             sequence_adjust: true,
             interest: true,
             advertise: false,
+            consistent_hash: true,
         }
     }
 }
@@ -206,6 +211,8 @@ pub struct Agent {
     address_stats: Map<IpAddr, TrafficStats>,
     /// Messages to send, sealed when polled.
     outbox: VecDeque<(SocketAddr, Message)>,
+    /// Flow reports being batched; sent after the outbox.
+    reports: Reports,
     packets: VecDeque<OutPacket>,
     stats: AgentStats,
 }
@@ -232,6 +239,7 @@ impl Agent {
             ),
             address_stats: Map::with_hasher(hasher),
             outbox: VecDeque::new(),
+            reports: Reports::default(),
             packets: VecDeque::new(),
             stats: AgentStats::default(),
             config,
@@ -270,11 +278,22 @@ impl Agent {
         .min()
     }
 
-    /// The next service message to send.
+    /// The next service message to send. Flow reports come after every other queued message:
+    /// the events of the frames handled since the last call travel together.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        let (dest, message) = self.outbox.pop_front()?;
+        let (dest, message) = self.next_message()?;
         let payload = self.codec.seal(&message);
         Some(Transmit { dest, payload })
+    }
+
+    fn next_message(&mut self) -> Option<(SocketAddr, Message)> {
+        if let Some(next) = self.outbox.pop_front() {
+            return Some(next);
+        }
+        let next = self.reports.pop()?;
+        self.stats.flow_reports += 1;
+        self.stats.messages_out += 1;
+        Some(next)
     }
 
     /// The next IP packet to send: returned by a manager or released from the hold buffer.

@@ -16,7 +16,7 @@ use crate::interest::{self, Interest};
 use crate::tables::Affinity;
 use crate::tables::fixed::FixedTable;
 use crate::tables::wildcard::WildcardTable;
-use crate::{Agent, AgentStats, DropReason, Verdict, actions, control};
+use crate::{Agent, AgentStats, DropReason, Verdict, actions, control, local};
 
 const ETHERTYPE_IPV4: u16 = 0x0800;
 const ETHERTYPE_IPV6: u16 = 0x86dd;
@@ -82,6 +82,7 @@ impl Agent {
             fragments,
             hold,
             outbox,
+            reports,
             stats,
             address_stats,
             identity,
@@ -93,6 +94,35 @@ impl Agent {
             }
             return Verdict::NotOurs;
         };
+        // Local decisions: a new flow under a wildcard with a consistent-hash action, or a SYN
+        // on a flow the agent placed (a new connection reusing the 5-tuple, or a retransmission:
+        // the table gives the same backend unless it changed).
+        let local = match found {
+            Found::Wildcard(_) => affinity.behaviour.local.is_some() && local::starts_flow(info),
+            Found::Fixed => affinity.behaviour.placed.is_some() && local::is_syn(info),
+        };
+        let (found, affinity) = if local {
+            if let Some(manager) = local::place(fixed, wildcards, reports, stats, &key, now)
+                && let Some(placed) = fixed.get_mut(&key, manager, now)
+            {
+                return match actions::execute(ip, info, placed, address_stats) {
+                    Ok(route) => Verdict::Forward(route),
+                    Err(reason) => Verdict::Drop(reason),
+                };
+            }
+            // The agent cannot decide: the packet takes the ordinary way.
+            match locate(fixed, wildcards, fragments, &key, info, now) {
+                Some(located) => located,
+                None => return Verdict::NotOurs,
+            }
+        } else {
+            (found, affinity)
+        };
+        if let Some(placed) = &affinity.behaviour.placed
+            && local::ends_flow(info)
+        {
+            reports.closed(placed, &mut affinity.close_reported, stats);
+        }
         if let Some(frag) = info.fragment.filter(|f| f.offset == 0 && f.more) {
             // A first fragment was looked up by its own key, never recalled.
             let found = match found {

@@ -138,6 +138,18 @@ pub struct AgentStats {
     pub fixed_discarded_table_full: u64,
     /// Fixed affinities deleted because the wildcard supporting them went away.
     pub fixed_deleted_with_wildcard: u64,
+    /// New flows the agent placed itself by a consistent-hash action (and SYNs that placed a
+    /// flow again).
+    pub placed_locally: u64,
+    /// New flows a consistent-hash action could not place because no backend was eligible (the
+    /// packet went the ordinary way, to the manager).
+    pub local_no_backend: u64,
+    /// New NAT flows not placed locally because the backend's return wildcard was missing.
+    pub local_no_return_wildcard: u64,
+    /// Flow events (placed, closed) queued for flow reports.
+    pub flow_events: u64,
+    /// Flow report messages sent.
+    pub flow_reports: u64,
     /// Fixed affinities held now.
     pub fixed_affinities: usize,
     /// Wildcard affinities held now.

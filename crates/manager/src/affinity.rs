@@ -12,6 +12,7 @@ use tether_wire::AffinityKey;
 
 use crate::config::{ForwardingMode, ManagerConfig, ServiceConfig};
 use crate::prefix::Prefix;
+use crate::service::Service;
 
 /// What every affinity this manager sends has in common.
 #[derive(Clone, Debug)]
@@ -58,8 +59,10 @@ impl Stamp {
         }
     }
 
-    /// The wildcards of `service`: forward, then one return wildcard per backend in NAT mode.
-    pub(crate) fn wildcards(&self, service: &ServiceConfig) -> Vec<WildcardUpdate> {
+    /// The wildcards of `svc`: forward (with its consistent-hash action when agents place the
+    /// service's flows), then one return wildcard per backend in NAT mode.
+    pub(crate) fn wildcards(&self, svc: &Service) -> Vec<WildcardUpdate> {
+        let service = &svc.config;
         let domain = Prefix::new(service.client_domain.0, service.client_domain.1);
         let vip = Prefix::host(service.vip);
         let proto = service.protocol.number();
@@ -79,6 +82,14 @@ impl Stamp {
                 ttl: self.wildcard_ttl,
             },
         )];
+        // Optional in the action list: an agent that cannot place flows asks the manager.
+        if let Some(action) = svc.consistent_hash(self.fixed_ttl) {
+            out[0].actions.consistent_hash = Some(action);
+            out[0].action_list.push(ActionListEntry {
+                segment_type: SegmentType::ActionConsistentHash as u8,
+                required: false,
+            });
+        }
         if service.mode == ForwardingMode::Nat {
             for backend in &service.backends {
                 out.push(self.wildcard(

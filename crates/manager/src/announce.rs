@@ -59,6 +59,12 @@ impl Announcer {
         &self.targets
     }
 
+    /// Takes new wildcards (a service's table changed) and sends them all at `now`.
+    pub(crate) fn replace(&mut self, wildcards: Vec<WildcardUpdate>, now: Timestamp) {
+        self.wildcards = wildcards;
+        self.expedite(now);
+    }
+
     /// Brings the next refresh forward to `at` (unless withdrawn).
     pub(crate) fn expedite(&mut self, at: Timestamp) {
         self.next = self.next.map(|n| n.min(at));

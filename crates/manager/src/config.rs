@@ -5,6 +5,7 @@ use core::net::{IpAddr, SocketAddr};
 use core::time::Duration;
 
 use tether_proto::codec::AuthConfigError;
+use tether_proto::maglev::is_prime;
 use tether_proto::{AuthConfig, ServicePrecedence};
 use tether_wire::flow::{PROTO_TCP, PROTO_UDP};
 
@@ -71,9 +72,27 @@ pub struct ServiceConfig {
     pub scheduler: SchedulerKind,
     /// How packets reach the backend.
     pub mode: ForwardingMode,
+    /// Who places a new flow: the agent by the manager's Maglev table, or the manager.
+    pub decisions: Decisions,
     /// The real servers.
     pub backends: Vec<BackendConfig>,
 }
+
+/// Who places a new flow of a service (`docs/affinities.md`, "Local decisions").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Decisions {
+    /// The agent sends a new flow's first packet to the manager, which places the flow and
+    /// answers with its fixed affinities (seed 004's way; any scheduler).
+    Manager,
+    /// The agent places a new flow itself by the Maglev table the manager sends with the
+    /// service's wildcard, and reports it; the manager stores and replicates it as its own.
+    /// Needs the Maglev scheduler.
+    Local,
+}
+
+/// Most backends a service with local decisions may have: its wildcard carries every one of
+/// them and must fit a datagram.
+pub const MAX_LOCAL_BACKENDS: usize = 1000;
 
 /// A real server behind a virtual service.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -365,6 +384,22 @@ impl ServiceConfig {
                 self.error("has no backends; add at least one (it may start disabled)".into())
             );
         }
+        if self.decisions == Decisions::Local {
+            if !matches!(self.scheduler, SchedulerKind::Maglev { .. }) {
+                return Err(self.error(
+                    "decisions = \"local\" needs scheduler = \"maglev\" (agents place flows by \
+                     the Maglev table); set decisions = \"manager\" for other schedulers"
+                        .into(),
+                ));
+            }
+            if self.backends.len() > MAX_LOCAL_BACKENDS {
+                return Err(self.error(format!(
+                    "has {} backends, but a service with decisions = \"local\" may have at most \
+                     {MAX_LOCAL_BACKENDS}; set decisions = \"manager\"",
+                    self.backends.len()
+                )));
+            }
+        }
         for (i, backend) in self.backends.iter().enumerate() {
             self.validate_backend(backend, &self.backends[..i])?;
         }
@@ -423,28 +458,5 @@ impl ServiceConfig {
             ))),
             _ => Ok(()),
         }
-    }
-}
-
-fn is_prime(n: u32) -> bool {
-    if n < 2 {
-        return false;
-    }
-    let n = u64::from(n);
-    (2..=n.isqrt()).all(|d| n % d != 0)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn primality_matches_known_values() {
-        assert!(is_prime(65_537));
-        assert!(is_prime(2));
-        assert!(!is_prime(65_536));
-        assert!(!is_prime(1));
-        assert!(!is_prime(65_535));
-        assert!(is_prime(4_294_967_291));
     }
 }

@@ -24,6 +24,7 @@ mod announce;
 mod config;
 mod failover;
 mod flows;
+mod local;
 mod prefix;
 mod replica;
 pub mod scheduler;
@@ -48,7 +49,8 @@ use crate::service::Service;
 
 pub use crate::config::{
     AdminState, BackendConfig, ConfigError, DEFAULT_HEARTBEAT_INTERVAL, DEFAULT_HEARTBEAT_MISSES,
-    DEFAULT_TABLE_SIZE, ForwardingMode, ManagerConfig, Protocol, SchedulerKind, ServiceConfig,
+    DEFAULT_TABLE_SIZE, Decisions, ForwardingMode, MAX_LOCAL_BACKENDS, ManagerConfig, Protocol,
+    SchedulerKind, ServiceConfig,
 };
 pub use crate::failover::{FailoverStatus, PeerStatus};
 pub use crate::status::{
@@ -149,12 +151,9 @@ impl Manager {
     pub fn new(config: ManagerConfig, now: Timestamp) -> Result<Self, ConfigError> {
         config.validate()?;
         let stamp = Stamp::new(&config);
-        let wildcards = config
-            .services
-            .iter()
-            .flat_map(|s| stamp.wildcards(s))
-            .collect();
         let failover = Failover::new(&config, now);
+        let services: Vec<Service> = config.services.into_iter().map(Service::new).collect();
+        let wildcards = services.iter().flat_map(|s| stamp.wildcards(s)).collect();
         let mut manager = Self {
             failover,
             reannounce_at: None,
@@ -165,7 +164,7 @@ impl Manager {
             codec: Codec::new(config.auth, config.initial_sequence),
             announcer: Announcer::new(wildcards, config.announce, config.wildcard_ttl, now),
             flows: FlowStore::new(config.fixed_ttl, config.sticky),
-            services: config.services.into_iter().map(Service::new).collect(),
+            services,
             name: config.name,
             stamp,
             changed_at: BTreeMap::new(),
@@ -216,6 +215,12 @@ impl Manager {
                 self.counters.dropped.standby += 1;
             }
             Message::InterestMatch(m) => self.on_interest_match(now, from, m),
+            Message::FlowReport(_) if self.failover.role() == Role::Standby => {
+                // The flows stay where the agent put them; a packet that later reaches this
+                // manager finds the same backend in the same table.
+                self.counters.dropped.standby += 1;
+            }
+            Message::FlowReport(r) => self.on_flow_report(now, r),
             Message::Deny(deny) => self.on_deny(now, from, deny),
             Message::WildcardUpdate(_)
             | Message::FixedUpdate(_)
@@ -297,8 +302,9 @@ impl Manager {
         let svc = &mut self.services[s];
         if svc.healthy[b] != up {
             svc.healthy[b] = up;
-            svc.update_eligibility();
+            let changed = svc.update_eligibility();
             self.changed_at.insert((s, b), now);
+            self.eligibility_changed(now, s, changed);
         }
         Ok(())
     }
@@ -316,10 +322,24 @@ impl Manager {
         let svc = &mut self.services[s];
         if svc.admin[b] != state {
             svc.admin[b] = state;
-            svc.update_eligibility();
+            let changed = svc.update_eligibility();
             self.changed_at.insert((s, b), now);
+            self.eligibility_changed(now, s, changed);
         }
         Ok(())
+    }
+
+    /// Sends agents the new table of a service with local decisions whose eligible backends
+    /// changed, with the next wake-up.
+    fn eligibility_changed(&mut self, now: Timestamp, s: usize, changed: bool) {
+        if changed && self.services[s].local() {
+            let wildcards = self
+                .services
+                .iter()
+                .flat_map(|svc| self.stamp.wildcards(svc))
+                .collect();
+            self.announcer.replace(wildcards, now);
+        }
     }
 
     /// Withdraws every wildcard (TTL 0), which makes agents drop this manager's affinities;
@@ -460,9 +480,21 @@ impl Manager {
         } else if let Some(s) = self.services.iter().position(|svc| svc.is_forward(&key)) {
             if facts.starts_flow {
                 self.new_flow(now, from, s, key, packet);
+            } else if self.services[s].local() {
+                // An agent placed the flow and its report was lost (a failover): the table
+                // gives the same backend.
+                self.counters.flows_recovered += 1;
+                self.new_flow(now, from, s, key, packet);
             } else {
                 self.counters.dropped.unknown_mid_flow += 1;
             }
+        } else if let Some((s, b, forward)) = self.recoverable_return(&key) {
+            self.counters.flows_recovered += 1;
+            self.services[s].active[b] += 1;
+            let return_key = self.services[s].return_key(&forward, b);
+            self.flows.insert(now, forward, s, b, return_key);
+            self.counters.flows_created += 1;
+            self.send_fixed(now, from, forward, Direction::Return, Some(packet));
         } else if self.services.iter().any(|svc| svc.is_return(&key)) {
             // A reply of no known flow: the agent forwards it by destination, untranslated.
             self.outbox.push_back((from, Message::IpPacketOnly(packet)));

@@ -9,7 +9,7 @@ use tether_proto::{AffinityIdentifier, Envelope, InterestBits, InterestMatch, Ma
 use super::tests::{AGENT, config, service};
 use super::*;
 use crate::scheduler::BackendSpec;
-use crate::scheduler::maglev::Maglev;
+use crate::scheduler::Maglev;
 
 fn specs<'a>(names: &'a [String], weights: &[u32]) -> Vec<BackendSpec<'a>> {
     names

@@ -3,7 +3,9 @@
 
 use tether_wire::AffinityKey;
 
-use crate::config::{AdminState, ForwardingMode, ServiceConfig};
+use tether_proto::{ConsistentHash, HashBackend};
+
+use crate::config::{AdminState, Decisions, ForwardingMode, ServiceConfig};
 use crate::prefix::Prefix;
 use crate::scheduler::{BackendSpec, Scheduler};
 
@@ -91,17 +93,56 @@ impl Service {
     }
 
     /// Recomputes which backends may take new flows (enabled and healthy), and tells the
-    /// scheduler only when that set changed, so Maglev rebuilds only then.
-    pub(crate) fn update_eligibility(&mut self) {
+    /// scheduler only when that set changed, so Maglev rebuilds only then; returns whether it
+    /// changed.
+    pub(crate) fn update_eligibility(&mut self) -> bool {
         let eligible: Vec<bool> = self
             .admin
             .iter()
             .zip(&self.healthy)
             .map(|(&admin, &up)| admin == AdminState::Enabled && up)
             .collect();
-        if eligible != self.eligible {
-            self.scheduler.set_eligible(&eligible);
-            self.eligible = eligible;
+        if eligible == self.eligible {
+            return false;
         }
+        self.scheduler.set_eligible(&eligible);
+        self.eligible = eligible;
+        true
+    }
+
+    /// Where the table places flow `key`, without counting it as a new flow (Maglev only).
+    pub(crate) fn placement(&self, key: &AffinityKey) -> Option<usize> {
+        self.scheduler.maglev()?.pick(key)
+    }
+
+    /// Whether agents place this service's new flows.
+    pub(crate) fn local(&self) -> bool {
+        self.config.decisions == Decisions::Local
+    }
+
+    /// The consistent-hash action of the service's forward wildcard with local decisions: the
+    /// scheduler's Maglev table as every backend's permutation, weight and eligibility.
+    pub(crate) fn consistent_hash(&self, fixed_ttl: u32) -> Option<ConsistentHash> {
+        let maglev = self.scheduler.maglev().filter(|_| self.local())?;
+        let backends = self
+            .config
+            .backends
+            .iter()
+            .zip(maglev.permutations())
+            .zip(&self.eligible)
+            .map(|((b, &permutation), &eligible)| HashBackend {
+                addr: b.addr,
+                port: b.port,
+                weight: b.weight,
+                eligible,
+                permutation,
+            })
+            .collect();
+        Some(ConsistentHash {
+            dispatch: self.config.mode == ForwardingMode::Dsr,
+            fixed_ttl,
+            table_size: maglev.size(),
+            backends,
+        })
     }
 }

@@ -116,6 +116,14 @@ pub struct Counters {
     pub flows_reused: u64,
     /// Flows forgotten after their expiry.
     pub flows_expired: u64,
+    /// Flow report messages acted on.
+    pub flow_reports: u64,
+    /// Flows agents placed themselves and reported (including SYNs that placed a flow again).
+    pub flows_reported: u64,
+    /// Flows of services with local decisions that reached the manager mid-flow without being
+    /// known (their report was lost, e.g. with a failed manager) and were placed again by the
+    /// table, on the backend the agent had chosen.
+    pub flows_recovered: u64,
     /// Fixed affinity updates queued.
     pub fixed_updates_sent: u64,
     /// Wildcard affinity updates queued (one per wildcard and target).
@@ -148,6 +156,8 @@ pub struct Drops {
     pub backend_disabled: u64,
     /// A notification for a flow the manager does not hold.
     pub unknown_flow: u64,
+    /// A flow report event naming a backend the flow's service does not have.
+    pub bad_report: u64,
     /// A message with required segments the codec could not process.
     pub unsupported_required: u64,
     /// A message a manager does not act on (another manager's update, an IP packet).

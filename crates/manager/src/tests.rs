@@ -59,6 +59,7 @@ pub(crate) fn service(mode: ForwardingMode, scheduler: SchedulerKind) -> Service
         client_domain: (ip("0.0.0.0"), 0),
         scheduler,
         mode,
+        decisions: Decisions::Manager,
         backends,
     }
 }

@@ -5,8 +5,8 @@ use core::net::{IpAddr, SocketAddr};
 use core::time::Duration;
 
 use tether_manager::{
-    AdminState, BackendConfig, ForwardingMode, Manager, ManagerConfig, Protocol, SchedulerKind,
-    ServiceConfig,
+    AdminState, BackendConfig, Decisions, ForwardingMode, Manager, ManagerConfig, Protocol,
+    SchedulerKind, ServiceConfig,
 };
 use tether_proto::{
     ActionListEntry, AuthConfig, Codec, Deny, Envelope, Key, Message, SegmentType, Timestamp,
@@ -55,6 +55,7 @@ fn manager() -> Manager {
             client_domain: (ip("2001:db8:100::"), 40),
             scheduler: SchedulerKind::SOURCE_HASH,
             mode: ForwardingMode::Nat,
+            decisions: Decisions::Manager,
             backends: vec![BackendConfig {
                 name: "ns1".into(),
                 addr: ip("2001:db8:1::1"),

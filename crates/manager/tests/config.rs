@@ -4,8 +4,8 @@ use core::net::{IpAddr, SocketAddr};
 use core::time::Duration;
 
 use tether_manager::{
-    AdminState, BackendConfig, ConfigError, ForwardingMode, Manager, ManagerConfig, Protocol,
-    SchedulerKind, ServiceConfig,
+    AdminState, BackendConfig, ConfigError, Decisions, ForwardingMode, Manager, ManagerConfig,
+    Protocol, SchedulerKind, ServiceConfig,
 };
 use tether_proto::codec::AuthConfigError;
 use tether_proto::{AuthConfig, Key, Timestamp};
@@ -33,6 +33,7 @@ fn service(name: &str) -> ServiceConfig {
         client_domain: (ip("0.0.0.0"), 0),
         scheduler: SchedulerKind::MAGLEV,
         mode: ForwardingMode::Nat,
+        decisions: Decisions::Manager,
         backends: vec![backend("a", "10.0.0.1"), backend("b", "10.0.0.2")],
     }
 }

@@ -5,8 +5,8 @@ use core::net::{IpAddr, Ipv4Addr, SocketAddr};
 use core::time::Duration;
 
 use tether_manager::{
-    AdminState, BackendConfig, ForwardingMode, Manager, ManagerConfig, Protocol, SchedulerKind,
-    ServiceConfig,
+    AdminState, BackendConfig, Decisions, ForwardingMode, Manager, ManagerConfig, Protocol,
+    SchedulerKind, ServiceConfig,
 };
 use tether_proto::{
     AffinityIdentifier, AuthConfig, Envelope, InterestBits, InterestMatch, MatchKind, Message,
@@ -42,6 +42,7 @@ fn manager(protocol: Protocol) -> Manager {
             client_domain: (IpAddr::from([0, 0, 0, 0]), 0),
             scheduler: SchedulerKind::MAGLEV,
             mode: ForwardingMode::Nat,
+            decisions: Decisions::Manager,
             backends: vec![BackendConfig {
                 name: "a".into(),
                 addr: IpAddr::from([10, 0, 0, 1]),

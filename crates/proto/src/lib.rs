@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod codec;
+pub mod maglev;
 pub mod model;
 pub mod time;
 

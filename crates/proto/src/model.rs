@@ -31,6 +31,9 @@ pub enum MessageType {
     /// Manager to manager: one part of the active manager's whole flow store, for a peer that
     /// returns.
     Snapshot = 9,
+    /// Agent to manager: flows the agent placed itself by a consistent-hash action, and flows
+    /// it placed that closed.
+    FlowReport = 10,
 }
 
 impl MessageType {
@@ -46,6 +49,7 @@ impl MessageType {
             7 => Self::Replicate,
             8 => Self::Heartbeat,
             9 => Self::Snapshot,
+            10 => Self::FlowReport,
             _ => return None,
         })
     }
@@ -62,6 +66,7 @@ impl MessageType {
             Self::Replicate => "replicate",
             Self::Heartbeat => "heartbeat",
             Self::Snapshot => "snapshot",
+            Self::FlowReport => "flow report",
         }
     }
 }
@@ -112,6 +117,10 @@ pub enum SegmentType {
     Heartbeat = 17,
     /// Part of a flow store snapshot.
     Snapshot = 18,
+    /// Consistent-hash action: the table an agent places new flows by.
+    ActionConsistentHash = 19,
+    /// Flows an agent placed or saw close.
+    FlowReport = 20,
 }
 
 impl SegmentType {
@@ -136,6 +145,8 @@ impl SegmentType {
             16 => Self::Replication,
             17 => Self::Heartbeat,
             18 => Self::Snapshot,
+            19 => Self::ActionConsistentHash,
+            20 => Self::FlowReport,
             _ => return None,
         })
     }
@@ -161,6 +172,8 @@ impl SegmentType {
             Self::Replication => "replication",
             Self::Heartbeat => "heartbeat",
             Self::Snapshot => "snapshot",
+            Self::ActionConsistentHash => "action-consistent hash",
+            Self::FlowReport => "flow report",
         }
     }
 }
@@ -349,7 +362,45 @@ pub struct Actions {
     pub interest: Option<InterestCriteria>,
     /// Advertise an address (wildcard affinities only).
     pub advertise: Option<AdvertiseAction>,
+    /// Place new flows at the agent by a consistent-hash table (wildcard affinities only).
+    pub consistent_hash: Option<ConsistentHash>,
 }
+
+/// Consistent-hash action (Tether's, segment type 19; wildcard affinities only): the agent
+/// places a new flow of the wildcard itself, on the backend a Maglev table of these backends
+/// gives for the flow's 5-tuple, and reports it to the manager (`docs/affinities.md`, "Local
+/// decisions").
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ConsistentHash {
+    /// Direct server return: dispatch to the backend unchanged. Otherwise NAT: rewrite the
+    /// destination to the backend and install a return affinity that rewrites replies' source
+    /// to the wildcard's destination address and port.
+    pub dispatch: bool,
+    /// Seconds the fixed affinities the agent makes live.
+    pub fixed_ttl: u32,
+    /// Slots of the table: a prime above the number of backends.
+    pub table_size: u32,
+    /// Every configured backend of the service, in the manager's order, eligible or not.
+    pub backends: Vec<HashBackend>,
+}
+
+/// A backend of a [`ConsistentHash`] action.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct HashBackend {
+    /// The backend's address.
+    pub addr: IpAddr,
+    /// The backend's port (the service port in DSR mode).
+    pub port: u16,
+    /// Relative share of the table.
+    pub weight: u32,
+    /// Whether it takes new flows (enabled and healthy).
+    pub eligible: bool,
+    /// Its walk over the table ([`crate::maglev::Permutation`]).
+    pub permutation: crate::maglev::Permutation,
+}
+
+/// Largest table a consistent-hash action may ask for (about 4 MiB of slots at an agent).
+pub const MAX_HASH_TABLE_SIZE: u32 = 1_048_573;
 
 /// One entry of an action list segment (FIG. 10J).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -491,6 +542,8 @@ pub enum Message {
     Heartbeat(Heartbeat),
     /// Part of the active manager's flow store, to a returning peer.
     Snapshot(Snapshot),
+    /// Flows an agent placed itself or saw close, agent to manager.
+    FlowReport(FlowReport),
 }
 
 impl Message {
@@ -508,6 +561,7 @@ impl Message {
             Self::Replicate(_) => MessageType::Replicate,
             Self::Heartbeat(_) => MessageType::Heartbeat,
             Self::Snapshot(_) => MessageType::Snapshot,
+            Self::FlowReport(_) => MessageType::FlowReport,
         }
     }
 }
@@ -521,9 +575,55 @@ impl Message {
             Self::FixedUpdate(m) => Some(&m.envelope),
             Self::Deny(m) => Some(&m.envelope),
             Self::InterestMatch(m) => Some(&m.envelope),
-            Self::IpPacketOnly(_) | Self::Replicate(_) | Self::Heartbeat(_) | Self::Snapshot(_) => {
-                None
-            }
+            Self::IpPacketOnly(_)
+            | Self::Replicate(_)
+            | Self::Heartbeat(_)
+            | Self::Snapshot(_)
+            | Self::FlowReport(_) => None,
+        }
+    }
+}
+
+/// What an agent tells a manager about a flow it placed by a consistent-hash action.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FlowEvent {
+    /// The agent placed the flow (a new flow, or a SYN on a flow it had placed) on this
+    /// backend and installed its fixed affinities.
+    Placed {
+        /// The flow's forward (client to VIP) key.
+        key: AffinityKey,
+        /// The backend's address.
+        backend: IpAddr,
+        /// The backend's port.
+        port: u16,
+    },
+    /// A FIN or RST of the flow passed through an affinity the agent made for it.
+    Closed {
+        /// The flow's forward (client to VIP) key.
+        key: AffinityKey,
+    },
+}
+
+/// Flow report (message type 10): events of flows an agent placed itself, in the order they
+/// happened, batched.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct FlowReport {
+    /// The events.
+    pub events: Vec<FlowEvent>,
+}
+
+impl FlowReport {
+    /// Bytes of a sealed flow report carrying no events: header, security segment, flow report
+    /// segment header and count.
+    pub const OVERHEAD: usize = 6 + 6 + 53 + 6 + 2;
+
+    /// Bytes an event takes in a flow report segment.
+    pub fn event_len(event: &FlowEvent) -> usize {
+        let addr_len = |a: &IpAddr| if a.is_ipv4() { 5 } else { 17 };
+        let key_len = |k: &AffinityKey| 5 + addr_len(&k.src) + addr_len(&k.dst);
+        match event {
+            FlowEvent::Placed { key, backend, .. } => 1 + key_len(key) + 2 + addr_len(backend),
+            FlowEvent::Closed { key } => 1 + key_len(key),
         }
     }
 }

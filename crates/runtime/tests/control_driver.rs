@@ -7,7 +7,7 @@ use core::time::Duration;
 use std::collections::{BTreeMap, BTreeSet};
 
 use tether_manager::{
-    AdminState, BackendConfig, ConfigError, ControlError, ForwardingMode, ManagerConfig,
+    AdminState, BackendConfig, ConfigError, ControlError, Decisions, ForwardingMode, ManagerConfig,
     ManagerStatus, Protocol, SchedulerKind, ServiceConfig,
 };
 use tether_proto::{AuthConfig, Codec, Key, Message, WildcardAffinity};
@@ -73,6 +73,7 @@ fn config(announce: SocketAddr, backends: &[SocketAddr]) -> ManagerConfig {
             client_domain: (ip("0.0.0.0"), 0),
             scheduler: SchedulerKind::WeightedRoundRobin,
             mode: ForwardingMode::Nat,
+            decisions: Decisions::Manager,
             backends: backends
                 .iter()
                 .enumerate()

@@ -7,7 +7,7 @@ use core::time::Duration;
 
 use common::*;
 use tether_agent::Verdict;
-use tether_manager::SchedulerKind;
+use tether_manager::{Decisions, SchedulerKind};
 use tether_proto::codec::encode;
 use tether_proto::{
     Actions, AuthConfig, Codec, Envelope, Key, Message, WildcardAffinity, WildcardUpdate,
@@ -84,12 +84,10 @@ fn a_message_signed_with_the_wrong_key_is_dropped_and_counted() {
 
 #[test]
 fn replayed_messages_are_dropped_and_counted_by_agents_and_managers() {
-    let (mut world, m, a1, _) = world(vec![service(
-        "web",
-        VIP4,
-        &BACKENDS4,
-        SchedulerKind::MAGLEV,
-    )]);
+    // The manager places the flow, so a fixed update crosses the network to be replayed.
+    let mut web = service("web", VIP4, &BACKENDS4, SchedulerKind::MAGLEV);
+    web.decisions = Decisions::Manager;
+    let (mut world, m, a1, _) = world(vec![web]);
     let vip = SocketAddr::new(ip(VIP4), 80);
     let syn = Segment {
         syn: true,

@@ -9,7 +9,7 @@ use core::time::Duration;
 use std::collections::BTreeMap;
 
 use common::*;
-use tether_manager::{ManagerConfig, SchedulerKind};
+use tether_manager::{Decisions, ManagerConfig, SchedulerKind};
 use tether_proto::Role;
 use tether_sim::{AgentId, Faults, ManagerId, World};
 use tether_wire::AffinityKey;
@@ -22,14 +22,19 @@ const DETECTION_BOUND: Duration = Duration::from_millis(350);
 
 /// The configurations of managers at `addrs` with backup precedences 1, 2, ..., each the peer
 /// of all others.
-fn configs(addrs: &[&str]) -> Vec<ManagerConfig> {
+fn configs(addrs: &[&str], decisions: Decisions) -> Vec<ManagerConfig> {
     let services = vec![service(
         "web",
         VIP4,
         &BACKENDS4,
-        // Round robin, not a hash: a backup scheduling a flow afresh would pick another
-        // backend, so keeping it proves the replicated store is used.
-        SchedulerKind::WeightedRoundRobin,
+        match decisions {
+            // Round robin, not a hash: a backup scheduling a flow afresh would pick another
+            // backend, so keeping it proves the replicated store is used.
+            Decisions::Manager => SchedulerKind::WeightedRoundRobin,
+            // Agents place flows by the Maglev table and report them; a lost report is made
+            // good by the same table when the flow's next packet reaches a manager.
+            Decisions::Local => SchedulerKind::MAGLEV,
+        },
     )];
     addrs
         .iter()
@@ -46,11 +51,16 @@ fn configs(addrs: &[&str]) -> Vec<ManagerConfig> {
 }
 
 /// Managers at `addrs` (see [`configs`]) and two agents, settled.
-fn cluster(seed: u64, faults: Faults, addrs: &[&str]) -> (World, Vec<ManagerId>, [AgentId; 2]) {
+fn cluster(
+    seed: u64,
+    faults: Faults,
+    addrs: &[&str],
+    decisions: Decisions,
+) -> (World, Vec<ManagerId>, [AgentId; 2]) {
     // The first announcements go out on a clean network: a lost one leaves an agent with only
     // the backup's wildcard until the next refresh, which is a different story from failover.
     let mut world = World::new(seed, Faults::default());
-    let managers = configs(addrs)
+    let managers = configs(addrs, decisions)
         .into_iter()
         .map(|config| world.add_manager(config).expect("valid manager config"))
         .collect();
@@ -140,8 +150,15 @@ struct Measured {
 
 /// Six connections across two agents, the primary killed `kill_offset` into a heartbeat
 /// interval, and every connection checked on the backup.
-fn failover_run(seed: u64, faults: Faults, kill_offset: Duration) -> Measured {
-    let (mut world, ms, agents) = cluster(seed, faults, &[MANAGER, BACKUP]);
+fn failover_run(
+    seed: u64,
+    faults: Faults,
+    kill_offset: Duration,
+    decisions: Decisions,
+) -> Measured {
+    // An agent's flow report is not sent again if the network loses it.
+    let reports_arrive = decisions == Decisions::Manager || faults.drop == 0.0;
+    let (mut world, ms, agents) = cluster(seed, faults, &[MANAGER, BACKUP], decisions);
     let (primary, backup) = (ms[0], ms[1]);
     assert_eq!(role(&mut world, primary), Role::Active);
     assert_eq!(role(&mut world, backup), Role::Standby);
@@ -167,14 +184,15 @@ fn failover_run(seed: u64, faults: Faults, kill_offset: Duration) -> Measured {
         backends.insert(port, dst);
     }
     let distinct: std::collections::BTreeSet<_> = backends.values().collect();
-    assert!(distinct.len() > 1, "round robin spread the connections");
+    assert!(distinct.len() > 1, "the scheduler spread the connections");
     // Replication (and any resend it needs) completes within a few heartbeats.
     run_checked(&mut world, &ms, &keys, Duration::from_millis(500));
-    assert_eq!(
-        world.manager(backup).sm.status().flows,
-        6,
-        "every flow replicated"
-    );
+    let replicated = world.manager(backup).sm.status().flows;
+    match decisions {
+        Decisions::Manager => assert_eq!(replicated, 6, "every flow replicated"),
+        // A flow report lost on the way is not sent again.
+        Decisions::Local => assert!(replicated <= 6),
+    }
 
     run_checked(&mut world, &ms, &keys, kill_offset);
     let killed = world.now();
@@ -248,8 +266,8 @@ fn failover_run(seed: u64, faults: Faults, kill_offset: Duration) -> Measured {
         ..Segment::new(SocketAddr::new(ip(CLIENT4), 41_000), vip)
     };
     assert!(deliver(&mut world, &ms, &keys, agents[0], &syn, 10).is_some());
-    assert!(world.manager(backup).sm.flow(&key(41_000)).is_some());
     run_checked(&mut world, &ms, &keys, Duration::from_secs(1));
+    assert!(!reports_arrive || world.manager(backup).sm.flow(&key(41_000)).is_some());
     assert_eq!(role(&mut world, backup), Role::Active);
     Measured {
         detection,
@@ -259,7 +277,12 @@ fn failover_run(seed: u64, faults: Faults, kill_offset: Duration) -> Measured {
 
 #[test]
 fn the_backup_takes_over_and_every_connection_keeps_its_backend() {
-    let m = failover_run(11, Faults::default(), Duration::from_millis(37));
+    let m = failover_run(
+        11,
+        Faults::default(),
+        Duration::from_millis(37),
+        Decisions::Manager,
+    );
     assert!(m.detection <= DETECTION_BOUND, "{:?}", m.detection);
     println!(
         "detection {:?}, first existing flow served {:?} after the kill",
@@ -278,7 +301,7 @@ fn failover_survives_a_lossy_reordering_network_over_many_schedules() {
     let mut detections: Vec<Duration> = (0..50u64)
         .map(|seed| {
             let offset = Duration::from_millis(seed * 37 % 100);
-            failover_run(seed, faults.clone(), offset).detection
+            failover_run(seed, faults.clone(), offset, Decisions::Manager).detection
         })
         .collect();
     detections.sort();
@@ -291,7 +314,12 @@ fn failover_survives_a_lossy_reordering_network_over_many_schedules() {
 
 #[test]
 fn with_two_backups_exactly_one_takes_over() {
-    let (mut world, ms, _) = cluster(5, Faults::default(), &[MANAGER, BACKUP, BACKUP2]);
+    let (mut world, ms, _) = cluster(
+        5,
+        Faults::default(),
+        &[MANAGER, BACKUP, BACKUP2],
+        Decisions::Manager,
+    );
     assert_eq!(role(&mut world, ms[0]), Role::Active);
     world.kill_manager(ms[0]);
     for _ in 0..400 {
@@ -403,9 +431,9 @@ struct Returned {
 /// The primary dies, the backup takes over and places more flows, the primary restarts,
 /// pulls the store, takes its role back, and then the backup dies: every connection keeps its
 /// backend throughout, and no flow is ever held on two backends.
-fn death_and_return_run(seed: u64, faults: Faults) -> Returned {
+fn death_and_return_run(seed: u64, faults: Faults, decisions: Decisions) -> Returned {
     let addrs = [MANAGER, BACKUP];
-    let (mut world, ms, agents) = cluster(seed, faults, &addrs);
+    let (mut world, ms, agents) = cluster(seed, faults, &addrs, decisions);
     let (primary, backup) = (ms[0], ms[1]);
     let mut keys = Vec::new();
     let mut backends = BTreeMap::new();
@@ -444,7 +472,7 @@ fn death_and_return_run(seed: u64, faults: Faults) -> Returned {
     );
 
     world
-        .restart_manager(primary, configs(&addrs).remove(0))
+        .restart_manager(primary, configs(&addrs, decisions).remove(0))
         .expect("valid config");
     let reclaim = run_until(
         &mut world,
@@ -463,8 +491,10 @@ fn death_and_return_run(seed: u64, faults: Faults) -> Returned {
         "it took its role back, not over: {status:?}"
     );
     for port in backends.keys() {
+        // With local decisions a flow whose report was lost is known to no manager until its
+        // next packet reaches one.
         assert!(
-            world.manager(primary).sm.flow(&key(*port)).is_some(),
+            decisions == Decisions::Local || world.manager(primary).sm.flow(&key(*port)).is_some(),
             "the returned primary holds flow {port} (seed {seed})"
         );
     }
@@ -496,7 +526,7 @@ fn death_and_return_run(seed: u64, faults: Faults) -> Returned {
 
 #[test]
 fn a_returning_primary_pulls_the_store_and_takes_its_role_back() {
-    let r = death_and_return_run(3, Faults::default());
+    let r = death_and_return_run(3, Faults::default(), Decisions::Manager);
     println!(
         "returned primary active again {:?} after its restart",
         r.reclaim
@@ -512,7 +542,7 @@ fn death_and_return_over_many_lossy_schedules() {
         duplicate: 0.02,
     };
     let mut reclaims: Vec<Duration> = (0..30u64)
-        .map(|seed| death_and_return_run(100 + seed, faults.clone()).reclaim)
+        .map(|seed| death_and_return_run(100 + seed, faults.clone(), Decisions::Manager).reclaim)
         .collect();
     reclaims.sort();
     println!(
@@ -521,10 +551,35 @@ fn death_and_return_over_many_lossy_schedules() {
     );
 }
 
+/// Agents place the flows themselves and report them; the same failovers over lossy networks
+/// keep every connection on its backend (a lost report is made good by the table).
+#[test]
+fn local_decisions_survive_failover_and_return_over_many_lossy_schedules() {
+    let faults = Faults {
+        min_latency: Duration::from_micros(200),
+        max_latency: Duration::from_millis(5),
+        drop: 0.02,
+        duplicate: 0.02,
+    };
+    failover_run(
+        11,
+        Faults::default(),
+        Duration::from_millis(37),
+        Decisions::Local,
+    );
+    death_and_return_run(3, Faults::default(), Decisions::Local);
+    for seed in 0..20u64 {
+        let offset = Duration::from_millis(seed * 37 % 100);
+        failover_run(seed, faults.clone(), offset, Decisions::Local);
+        death_and_return_run(200 + seed, faults.clone(), Decisions::Local);
+    }
+}
+
 #[test]
 fn a_manager_that_cannot_pull_the_store_stays_standby() {
     let addrs = [MANAGER, BACKUP];
-    let (mut world, ms, agents) = cluster(8, Faults::default(), &addrs);
+    let decisions = Decisions::Manager;
+    let (mut world, ms, agents) = cluster(8, Faults::default(), &addrs, decisions);
     let (primary, backup) = (ms[0], ms[1]);
     let mut keys = Vec::new();
     connect(&mut world, &ms, &mut keys, agents[0], 40_000);
@@ -535,7 +590,7 @@ fn a_manager_that_cannot_pull_the_store_stays_standby() {
     // Snapshots from the backup never arrive; heartbeats do.
     world.net.drop_kind(tether_proto::MessageType::Snapshot);
     world
-        .restart_manager(primary, configs(&addrs).remove(0))
+        .restart_manager(primary, configs(&addrs, decisions).remove(0))
         .expect("valid config");
     run_checked(&mut world, &ms, &keys, Duration::from_secs(2));
     let status = world.manager(primary).sm.status().failover;

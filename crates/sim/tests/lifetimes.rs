@@ -8,7 +8,7 @@ use core::time::Duration;
 
 use common::*;
 use tether_agent::Verdict;
-use tether_manager::SchedulerKind;
+use tether_manager::{Decisions, SchedulerKind};
 use tether_sim::{AgentId, World};
 use tether_wire::AffinityKey;
 
@@ -83,12 +83,12 @@ fn fixed_affinity_expires_on_time_and_the_manager_renews_it_with_the_same_backen
 
 #[test]
 fn wildcards_are_refreshed_while_the_manager_lives_and_lapse_after_it_dies() {
-    let (mut world, m, a1, a2) = world(vec![service(
-        "web",
-        VIP4,
-        &BACKENDS4,
-        SchedulerKind::MAGLEV,
-    )]);
+    // Manager decisions, so a SYN shows whether the wildcard is there by going to the manager
+    // (with local decisions the agent would place it by the wildcard's table, dead manager or
+    // not, until the wildcard lapses).
+    let mut web = service("web", VIP4, &BACKENDS4, SchedulerKind::MAGLEV);
+    web.decisions = Decisions::Manager;
+    let (mut world, m, a1, a2) = world(vec![web]);
     let vip = SocketAddr::new(ip(VIP4), 80);
     let wildcards = wildcard_count(&mut world, a1);
     assert!(

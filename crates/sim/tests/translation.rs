@@ -8,7 +8,7 @@ use core::time::Duration;
 
 use common::*;
 use tether_agent::Verdict;
-use tether_manager::SchedulerKind;
+use tether_manager::{Decisions, SchedulerKind};
 use tether_sim::{AgentId, ManagerId, World};
 use tether_wire::AffinityKey;
 
@@ -48,18 +48,22 @@ fn cross(world: &mut World, agent: AgentId, segment: &Segment<'_>, expect_punt: 
     out.remove(0).packet
 }
 
-fn connection_across_two_agents(vip: &str, client: &str, backends: &[&str]) {
-    let (mut world, m, a1, a2) = world(vec![service("web", vip, backends, SchedulerKind::MAGLEV)]);
+fn connection_across_two_agents(vip: &str, client: &str, backends: &[&str], decisions: Decisions) {
+    let mut web = service("web", vip, backends, SchedulerKind::MAGLEV);
+    web.decisions = decisions;
+    let (mut world, m, a1, a2) = world(vec![web]);
     let vip = SocketAddr::new(ip(vip), 80);
     let client = SocketAddr::new(ip(client), 40_000);
 
-    // SYN through agent 1: punted, scheduled, returned with the fixed affinity, translated.
+    // SYN through agent 1. Manager decisions: punted, scheduled, returned with the fixed
+    // affinity, translated. Local decisions: placed and translated at once, then reported.
     let syn = Segment {
         syn: true,
         seq: 1000,
         ..Segment::new(client, vip)
     };
-    let out = cross(&mut world, a1, &syn, true);
+    let out = cross(&mut world, a1, &syn, decisions == Decisions::Manager);
+    world.settle(Duration::from_secs(1));
     let key = AffinityKey {
         protocol: 6,
         src: client.ip(),
@@ -135,18 +139,36 @@ fn connection_across_two_agents(vip: &str, client: &str, backends: &[&str]) {
         fin.translated(client, backend).ip_packet(),
         "FIN via agent 1 too"
     );
-    let scheduled = world.manager(m).sm.status().counters.flows_created;
-    assert_eq!(scheduled, 1, "one connection, one scheduling decision");
+    world.settle(Duration::from_secs(1));
+    let counters = world.manager(m).sm.status().counters;
+    assert_eq!(
+        counters.flows_created, 1,
+        "one connection, one scheduling decision"
+    );
+    assert_eq!(counters.flows_closed, 1, "the FIN closed the stored flow");
+    let reported = u64::from(decisions == Decisions::Local);
+    assert_eq!(counters.flows_reported, reported, "placed by the agent");
+    assert_eq!(counters.flows_recovered, 0);
 }
 
 #[test]
 fn ipv4_connection_whose_packets_cross_two_agents_is_translated_byte_for_byte() {
-    connection_across_two_agents(VIP4, CLIENT4, &BACKENDS4);
+    connection_across_two_agents(VIP4, CLIENT4, &BACKENDS4, Decisions::Manager);
 }
 
 #[test]
 fn ipv6_connection_whose_packets_cross_two_agents_is_translated_byte_for_byte() {
-    connection_across_two_agents(VIP6, CLIENT6, &BACKENDS6);
+    connection_across_two_agents(VIP6, CLIENT6, &BACKENDS6, Decisions::Manager);
+}
+
+#[test]
+fn ipv4_connection_placed_by_the_agent_is_translated_byte_for_byte() {
+    connection_across_two_agents(VIP4, CLIENT4, &BACKENDS4, Decisions::Local);
+}
+
+#[test]
+fn ipv6_connection_placed_by_the_agent_is_translated_byte_for_byte() {
+    connection_across_two_agents(VIP6, CLIENT6, &BACKENDS6, Decisions::Local);
 }
 
 #[test]

@@ -15,6 +15,7 @@ use tether_proto::{
 use tether_wire::nat::Rewrite;
 
 use crate::TrafficStats;
+use crate::local::{LocalTable, Placed};
 
 /// Where an affinity stands among others that match the same packet (`docs/affinities.md`,
 /// "Precedence"): smaller [`Rank::order_key`] wins.
@@ -81,6 +82,10 @@ pub(crate) struct Behaviour {
     pub manager_data: Option<Vec<u8>>,
     /// Advertise action (wildcards only).
     pub advertise: Option<AdvertiseAction>,
+    /// Consistent-hash action and its table (wildcards only): new flows are placed locally.
+    pub local: Option<Box<LocalTable>>,
+    /// The flow, for a fixed affinity the agent made itself by a consistent-hash action.
+    pub placed: Option<Placed>,
 }
 
 impl Behaviour {
@@ -108,6 +113,30 @@ impl Behaviour {
             interest: actions.interest,
             manager_data,
             advertise: actions.advertise,
+            local: None,
+            placed: None,
+        }
+    }
+
+    /// The handling of a fixed affinity the agent made for a flow it placed: no interest
+    /// criteria (its FIN or RST is reported in a flow report instead).
+    pub fn placed(
+        dispatch: bool,
+        forward: IpAddr,
+        rewrite: Option<Rewrite>,
+        placed: Placed,
+    ) -> Self {
+        Self {
+            dispatch,
+            information: false,
+            forward,
+            rewrite,
+            sequence: None,
+            interest: None,
+            manager_data: None,
+            advertise: None,
+            local: None,
+            placed: Some(placed),
         }
     }
 }
@@ -127,6 +156,8 @@ pub(crate) struct Affinity {
     pub traffic: TrafficStats,
     /// Whether a packet with payload was seen (for the FIRST_DATA interest bit).
     pub data_seen: bool,
+    /// Whether a FIN or RST of the flow was reported (affinities the agent made).
+    pub close_reported: bool,
 }
 
 impl Affinity {
@@ -139,6 +170,7 @@ impl Affinity {
             expires,
             traffic: TrafficStats::default(),
             data_seen: false,
+            close_reported: false,
         }
     }
 
@@ -156,6 +188,8 @@ impl Affinity {
         };
         self.behaviour = behaviour;
         self.expires = expires;
+        // A refresh of an affinity the agent made is a new placement of its flow.
+        self.close_reported = false;
     }
 }
 

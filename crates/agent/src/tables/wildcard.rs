@@ -130,6 +130,14 @@ impl WildcardTable {
         })
     }
 
+    /// The wildcard of `manager` with `pattern`, live or not.
+    pub fn find(&self, manager: SocketAddr, pattern: &Pattern) -> Option<&Affinity> {
+        self.entries
+            .iter()
+            .find(|e| e.affinity.manager == manager && e.pattern == *pattern)
+            .map(|e| &e.affinity)
+    }
+
     /// Stores a wildcard or refreshes the manager's wildcard with the same pattern.
     pub fn upsert(
         &mut self,

@@ -249,6 +249,7 @@ pub fn setup_message(line: &str) -> Message {
         sequence_adjust,
         interest,
         advertise: None,
+        consistent_hash: None,
     };
     let service_precedence = get("prec").map(|v| {
         let (order, value) = v.split_once(':').expect("order:value");

@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use tether_agent::{Agent, AgentConfig, OutPacket, Verdict};
 use tether_manager::{
-    AdminState, BackendConfig, ForwardingMode, Manager, ManagerConfig, Protocol, SchedulerKind,
-    ServiceConfig,
+    AdminState, BackendConfig, Decisions, ForwardingMode, Manager, ManagerConfig, Protocol,
+    SchedulerKind, ServiceConfig,
 };
 use tether_proto::{AuthConfig, Key, Timestamp};
 use tether_wire::nat::{self, Rewrite};
@@ -69,6 +69,7 @@ impl NewFlows {
             client_domain: (ip("0.0.0.0"), 0),
             scheduler: SchedulerKind::MAGLEV,
             mode: ForwardingMode::Nat,
+            decisions: Decisions::Manager,
             backends: BACKENDS
                 .iter()
                 .enumerate()

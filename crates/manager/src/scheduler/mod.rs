@@ -11,33 +11,18 @@ use xxhash_rust::xxh3::xxh3_64_with_seed;
 
 use crate::config::SchedulerKind;
 
-pub mod maglev;
 mod source_hash;
 mod wlc;
 mod wrr;
 
-pub use maglev::Maglev;
 use source_hash::SourceHash;
+pub use tether_proto::maglev::{BackendSpec, Maglev, flow_hash};
 use wlc::LeastConnections;
 use wrr::SmoothRoundRobin;
 
-/// Seeds of the hashes that must agree between managers (a primary and its backups), on any
-/// machine and build; changing one changes every table.
-mod seed {
-    /// Hash of a flow's 5-tuple for Maglev lookups.
-    pub(super) const FLOW: u64 = 0x7465_7468_6572_0001;
-    /// Hash of a client address for source hashing.
-    pub(super) const SOURCE: u64 = 0x7465_7468_6572_0002;
-}
-
-/// What a scheduler knows about a backend.
-#[derive(Clone, Copy, Debug)]
-pub struct BackendSpec<'a> {
-    /// Name, which places the backend in consistent-hash tables.
-    pub name: &'a str,
-    /// Relative share of new flows (at least 1).
-    pub weight: u32,
-}
+/// Seed of the hash of a client address for source hashing; it must agree between managers
+/// (a primary and its backups) on any machine and build.
+const SEED_SOURCE: u64 = 0x7465_7468_6572_0002;
 
 /// One service's scheduler.
 #[derive(Clone, Debug)]
@@ -73,6 +58,14 @@ impl Scheduler {
         }
     }
 
+    /// The Maglev table, for a Maglev scheduler.
+    pub(crate) fn maglev(&self) -> Option<&Maglev> {
+        match self {
+            Self::Maglev(m) => Some(m),
+            _ => None,
+        }
+    }
+
     /// The backend for a new flow `key`, given each backend's active flows; `None` when no
     /// backend is eligible.
     pub(crate) fn pick(&mut self, key: &AffinityKey, active: &[u64]) -> Option<usize> {
@@ -85,34 +78,21 @@ impl Scheduler {
     }
 }
 
-/// The seeded hash of a flow's 5-tuple, over a canonical byte layout.
-pub fn flow_hash(key: &AffinityKey) -> u64 {
-    let mut buf = [0u8; 37];
-    buf[0] = key.protocol;
-    let mut len = 1;
-    for (addr, port) in [(key.src, key.src_port), (key.dst, key.dst_port)] {
-        len += put_addr(&mut buf[len..], addr);
-        buf[len..len + 2].copy_from_slice(&port.to_be_bytes());
-        len += 2;
-    }
-    xxh3_64_with_seed(&buf[..len], seed::FLOW)
-}
-
 /// The seeded hash of a client address.
 pub(crate) fn source_hash(addr: IpAddr) -> u64 {
     let mut buf = [0u8; 16];
     let len = put_addr(&mut buf, addr);
-    xxh3_64_with_seed(&buf[..len], seed::SOURCE)
+    xxh3_64_with_seed(&buf[..len], SEED_SOURCE)
 }
 
-fn put_addr(buf: &mut [u8], addr: IpAddr) -> usize {
+fn put_addr(buf: &mut [u8; 16], addr: IpAddr) -> usize {
     match addr {
         IpAddr::V4(a) => {
             buf[..4].copy_from_slice(&a.octets());
             4
         }
         IpAddr::V6(a) => {
-            buf[..16].copy_from_slice(&a.octets());
+            *buf = a.octets();
             16
         }
     }
@@ -123,16 +103,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn flow_hash_distinguishes_direction_and_is_stable() {
-        let key = AffinityKey {
-            protocol: 6,
-            src: "192.0.2.1".parse().unwrap(),
-            src_port: 40_000,
-            dst: "198.51.100.1".parse().unwrap(),
-            dst_port: 80,
-        };
-        assert_ne!(flow_hash(&key), flow_hash(&key.reversed()));
-        assert_eq!(flow_hash(&key), flow_hash(&key.clone()));
+    fn source_hash_distinguishes_addresses() {
         assert_ne!(
             source_hash("192.0.2.1".parse().unwrap()),
             source_hash("192.0.2.2".parse().unwrap())

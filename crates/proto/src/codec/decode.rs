@@ -3,11 +3,14 @@
 use tether_wire::AffinityKey;
 
 use crate::model::{
-    ActionListEntry, Actions, AdvertiseAction, AffinityIdentifier, DeniedAffinity, Deny, Envelope,
-    FixedAffinity, FixedUpdate, FlowRecord, Heartbeat, Identity, InterestBits, InterestCriteria,
-    InterestMatch, MatchKind, Message, MessageType, NatAction, Replicate, Role, SearchOrder,
-    SegmentType, SequenceAdjust, ServicePrecedence, Snapshot, WildcardAffinity, WildcardUpdate,
+    ActionListEntry, Actions, AdvertiseAction, AffinityIdentifier, ConsistentHash, DeniedAffinity,
+    Deny, Envelope, FixedAffinity, FixedUpdate, FlowEvent, FlowRecord, FlowReport, HashBackend,
+    Heartbeat, Identity, InterestBits, InterestCriteria, InterestMatch, MAX_HASH_TABLE_SIZE,
+    MatchKind, Message, MessageType, NatAction, Replicate, Role, SearchOrder, SegmentType,
+    SequenceAdjust, ServicePrecedence, Snapshot, WildcardAffinity, WildcardUpdate,
 };
+
+use crate::maglev::{Permutation, is_prime};
 
 use super::DecodeError;
 use super::wire::{FLAG_REQUIRED, Frame, RawSegment, Reader};
@@ -23,6 +26,14 @@ pub(super) const RECORD_CLOSING: u8 = 0x01;
 pub(super) const RECORD_RETURN_KEY: u8 = 0x02;
 /// Bit of a heartbeat's flags byte meaning ready.
 pub(super) const HEARTBEAT_READY: u8 = 0x01;
+/// Bit of a consistent-hash action's flags byte meaning dispatch (DSR).
+pub(super) const HASH_DISPATCH: u8 = 0x01;
+/// Bit of a consistent-hash backend's flags byte meaning eligible.
+pub(super) const HASH_ELIGIBLE: u8 = 0x01;
+/// Flow report event kind: placed.
+pub(super) const EVENT_PLACED: u8 = 1;
+/// Flow report event kind: closed.
+pub(super) const EVENT_CLOSED: u8 = 2;
 
 /// A decoded message and what the decoder skipped on the way.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -54,6 +65,7 @@ fn allowed(message: MessageType, segment: SegmentType) -> bool {
                         | S::ActionAdvertise
                         | S::ActionSequenceAdjust
                         | S::ActionInterestCriteria
+                        | S::ActionConsistentHash
                 )
         }
         MessageType::AffinityUpdateFixed => {
@@ -83,6 +95,7 @@ fn allowed(message: MessageType, segment: SegmentType) -> bool {
         MessageType::Replicate => segment == S::Replication,
         MessageType::Heartbeat => segment == S::Heartbeat,
         MessageType::Snapshot => segment == S::Snapshot,
+        MessageType::FlowReport => segment == S::FlowReport,
     }
 }
 
@@ -102,6 +115,7 @@ struct Parts {
     replicate: Option<Replicate>,
     heartbeat: Option<Heartbeat>,
     snapshot: Option<Snapshot>,
+    report: Option<FlowReport>,
     skipped_optional: usize,
 }
 
@@ -133,6 +147,7 @@ pub(super) fn message(frame: Frame<'_>) -> Result<Decoded, DecodeError> {
                         | MessageType::Replicate
                         | MessageType::Heartbeat
                         | MessageType::Snapshot
+                        | MessageType::FlowReport
                 ) {
                     return Err(DecodeError::UnsupportedRequired { segment: raw.kind });
                 }
@@ -177,6 +192,10 @@ impl Parts {
             SegmentType::Replication => self.replicate = Some(replication(&mut r)?),
             SegmentType::Heartbeat => self.heartbeat = Some(heartbeat(&mut r)?),
             SegmentType::Snapshot => self.snapshot = Some(snapshot(&mut r)?),
+            SegmentType::FlowReport => self.report = Some(flow_report(&mut r)?),
+            SegmentType::ActionConsistentHash => {
+                self.actions.consistent_hash = Some(consistent_hash(&mut r)?);
+            }
             SegmentType::ManagerInterestData => {
                 self.envelope.manager_data = Some(r.rest().to_vec());
                 return Ok(());
@@ -293,6 +312,10 @@ impl Parts {
                 self.snapshot
                     .ok_or_else(|| missing(SegmentType::Snapshot))?,
             ),
+            MessageType::FlowReport => Message::FlowReport(
+                self.report
+                    .ok_or_else(|| missing(SegmentType::FlowReport))?,
+            ),
         })
     }
 }
@@ -367,6 +390,81 @@ fn name(r: &mut Reader<'_>) -> Result<String, DecodeError> {
     core::str::from_utf8(bytes)
         .map(str::to_owned)
         .map_err(|_| DecodeError::InvalidName { offset: at })
+}
+
+/// Flow report segment body: event count, events.
+fn flow_report(r: &mut Reader<'_>) -> Result<FlowReport, DecodeError> {
+    let count = r.u16("event count")?;
+    // No allocation ahead of the bytes: each event takes at least 16 of them.
+    let mut events = Vec::new();
+    for _ in 0..count {
+        let at = r.offset();
+        let event = match r.u8("event kind")? {
+            EVENT_PLACED => {
+                let key = key(r)?;
+                let port = r.u16("backend port")?;
+                FlowEvent::Placed {
+                    key,
+                    backend: r.addr("backend address")?,
+                    port,
+                }
+            }
+            EVENT_CLOSED => FlowEvent::Closed { key: key(r)? },
+            found => return Err(DecodeError::BadFlowEvent { found, offset: at }),
+        };
+        events.push(event);
+    }
+    Ok(FlowReport { events })
+}
+
+/// Consistent-hash action body, checked so that an agent can always build its table.
+fn consistent_hash(r: &mut Reader<'_>) -> Result<ConsistentHash, DecodeError> {
+    let bad = |problem, offset| DecodeError::BadConsistentHash { problem, offset };
+    let flags = r.u8("flags")?;
+    r.u8("reserved")?;
+    let at = r.offset();
+    let count = r.u16("backend count")?;
+    if count == 0 {
+        return Err(bad("it lists no backend", at));
+    }
+    let at = r.offset();
+    let table_size = r.u32("table size")?;
+    if !is_prime(table_size) || table_size > MAX_HASH_TABLE_SIZE || table_size <= u32::from(count) {
+        return Err(bad(
+            "the table size is not a prime above the backend count and at most 1048573",
+            at,
+        ));
+    }
+    let fixed_ttl = r.u32("fixed time to live")?;
+    let mut backends = Vec::new();
+    for _ in 0..count {
+        let at = r.offset();
+        let flags = r.u8("backend flags")?;
+        r.u8("reserved")?;
+        let port = r.u16("backend port")?;
+        let weight = r.u32("weight")?;
+        let offset = r.u32("permutation offset")?;
+        let skip = r.u32("permutation skip")?;
+        if weight == 0 || offset >= table_size || skip == 0 || skip >= table_size {
+            return Err(bad(
+                "a backend's weight is 0 or its permutation is outside the table",
+                at,
+            ));
+        }
+        backends.push(HashBackend {
+            addr: r.addr("backend address")?,
+            port,
+            weight,
+            eligible: flags & HASH_ELIGIBLE != 0,
+            permutation: Permutation { offset, skip },
+        });
+    }
+    Ok(ConsistentHash {
+        dispatch: flags & HASH_DISPATCH != 0,
+        fixed_ttl,
+        table_size,
+        backends,
+    })
 }
 
 /// Heartbeat segment body.

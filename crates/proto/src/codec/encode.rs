@@ -4,12 +4,14 @@ use core::net::IpAddr;
 
 use crate::model::{
     ActionListEntry, Actions, AffinityIdentifier, DeniedAffinity, Envelope, FixedAffinity,
-    FlowRecord, Message, PROTOCOL_VERSION, Role, SearchOrder, SegmentType, WildcardAffinity,
+    FlowEvent, FlowRecord, Message, PROTOCOL_VERSION, Role, SearchOrder, SegmentType,
+    WildcardAffinity,
 };
 use tether_wire::AffinityKey;
 
 use super::decode::{
-    AFFINITY_DISPATCH, AFFINITY_INFORMATION, HEARTBEAT_READY, RECORD_CLOSING, RECORD_RETURN_KEY,
+    AFFINITY_DISPATCH, AFFINITY_INFORMATION, EVENT_CLOSED, EVENT_PLACED, HASH_DISPATCH,
+    HASH_ELIGIBLE, HEARTBEAT_READY, RECORD_CLOSING, RECORD_RETURN_KEY,
 };
 use super::wire::{
     FAMILY_V4, FAMILY_V6, FLAG_REQUIRED, MAC_LEN, MAC_OFFSET_IN_BODY, SECURITY_HMAC_SHA256,
@@ -92,6 +94,27 @@ pub(super) fn message(
             w.u32(m.part);
             w.u32(m.parts);
             w.records(&m.flows);
+            w.end(body);
+        }
+        Message::FlowReport(m) => {
+            let body = w.segment(SegmentType::FlowReport, true);
+            let count =
+                u16::try_from(m.events.len()).expect("a datagram carries fewer than 65536 events");
+            w.u16(count);
+            for event in &m.events {
+                match event {
+                    FlowEvent::Placed { key, backend, port } => {
+                        w.buf.push(EVENT_PLACED);
+                        w.key(key);
+                        w.u16(*port);
+                        w.addr(*backend);
+                    }
+                    FlowEvent::Closed { key } => {
+                        w.buf.push(EVENT_CLOSED);
+                        w.key(key);
+                    }
+                }
+            }
             w.end(body);
         }
         Message::Heartbeat(h) => {
@@ -291,6 +314,26 @@ impl Writer {
             self.u16(i.copy.0);
             self.u16(i.hold.0);
             self.addr(i.addr);
+            self.end(body);
+        }
+        if let Some(c) = &a.consistent_hash {
+            // Optional: an agent that does not know it sends new flows to the manager as before.
+            let body = self.segment(SegmentType::ActionConsistentHash, false);
+            self.buf.push(u8::from(c.dispatch) * HASH_DISPATCH);
+            self.buf.push(0);
+            let count = u16::try_from(c.backends.len()).expect("fewer than 65536 backends");
+            self.u16(count);
+            self.u32(c.table_size);
+            self.u32(c.fixed_ttl);
+            for b in &c.backends {
+                self.buf.push(u8::from(b.eligible) * HASH_ELIGIBLE);
+                self.buf.push(0);
+                self.u16(b.port);
+                self.u32(b.weight);
+                self.u32(b.permutation.offset);
+                self.u32(b.permutation.skip);
+                self.addr(b.addr);
+            }
             self.end(body);
         }
     }

@@ -136,6 +136,24 @@ pub enum DecodeError {
         /// Where it is.
         offset: usize,
     },
+    /// A consistent-hash action whose table an agent could not build.
+    #[error("consistent-hash action at offset {offset}: {problem}")]
+    BadConsistentHash {
+        /// What is wrong.
+        problem: &'static str,
+        /// Where the offending field is.
+        offset: usize,
+    },
+    /// A flow report event of a kind this version does not know.
+    #[error(
+        "flow report event kind {found} at offset {offset} is neither 1 (placed) nor 2 (closed)"
+    )]
+    BadFlowEvent {
+        /// The value found.
+        found: u8,
+        /// Where it is.
+        offset: usize,
+    },
     /// A host, service or backend name is not UTF-8.
     #[error("name at offset {offset} is not valid UTF-8")]
     InvalidName {
@@ -205,6 +223,8 @@ impl DecodeError {
             Self::PrefixTooLong { .. } => "prefix_too_long",
             Self::RaggedActionList { .. } => "ragged_action_list",
             Self::BadRole { .. } => "bad_role",
+            Self::BadConsistentHash { .. } => "bad_consistent_hash",
+            Self::BadFlowEvent { .. } => "bad_flow_event",
             Self::InvalidName { .. } => "invalid_name",
             Self::MisplacedSecurity { .. } => "misplaced_security",
             Self::UnsupportedSecurity { .. } => "unsupported_security",

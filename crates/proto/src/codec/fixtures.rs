@@ -226,6 +226,7 @@ fn action_segment_layouts() {
             addr: ip("192.0.2.10"),
             prefix_len: 32,
         }),
+        consistent_hash: None,
     };
     m.action_list = vec![
         ActionListEntry {
@@ -259,6 +260,103 @@ fn action_segment_layouts() {
         "0d 80 0000000f 1b59 8000 0002 0000 0100 04 0a000064",
     );
     assert_segment(&m, SegmentType::ActionList, "0e 00 00000004 0a 80 c8 00");
+}
+
+const KEY_V4: &str = "06 9c40 0050 04 0a000001 04 c000020a";
+
+fn consistent_hash() -> ConsistentHash {
+    ConsistentHash {
+        dispatch: false,
+        fixed_ttl: 30,
+        table_size: 13,
+        backends: vec![HashBackend {
+            addr: ip("10.1.0.5"),
+            port: 8080,
+            weight: 2,
+            eligible: true,
+            permutation: crate::maglev::Permutation { offset: 3, skip: 5 },
+        }],
+    }
+}
+
+#[test]
+fn consistent_hash_action_layout() {
+    let mut m = wildcard_update();
+    m.actions.consistent_hash = Some(consistent_hash());
+    assert_segment(
+        &Message::WildcardUpdate(m),
+        SegmentType::ActionConsistentHash,
+        "13 00 00000021 00 00 0001 0000000d 0000001e \
+         01 00 1f90 00000002 00000003 00000005 04 0a010005",
+    );
+}
+
+#[test]
+fn flow_report_layout() {
+    let m = Message::FlowReport(FlowReport {
+        events: vec![
+            FlowEvent::Placed {
+                key: key_v4(),
+                backend: ip("10.1.0.5"),
+                port: 8080,
+            },
+            FlowEvent::Closed { key: key_v4() },
+        ],
+    });
+    assert_segment(
+        &m,
+        SegmentType::FlowReport,
+        &format!("14 80 00000029 0002 01 {KEY_V4} 1f90 04 0a010005 02 {KEY_V4}"),
+    );
+    // What a sender sizes its batches by: a sealed report adds the security segment.
+    let FlowReport { events } = match &m {
+        Message::FlowReport(r) => r.clone(),
+        _ => unreachable!(),
+    };
+    assert_eq!(FlowReport::event_len(&events[0]), 23);
+    assert_eq!(FlowReport::event_len(&events[1]), 16);
+    assert_eq!(encode(&m).len() + 6 + 53, FlowReport::OVERHEAD + 23 + 16);
+}
+
+#[test]
+fn consistent_hash_tables_an_agent_could_not_build_are_refused() {
+    let action = |size: &str, backend: &str| {
+        format!("01 01 00000000 13 00 00000021 00 00 0001 {size} 0000001e {backend}")
+    };
+    let good_backend = "01 00 1f90 00000002 00000003 00000005 04 0a010005";
+    let problem = |e: DecodeError| match e {
+        DecodeError::BadConsistentHash { offset, .. } => offset,
+        other => panic!("not a consistent-hash error: {other:?}"),
+    };
+    // 12 is not a prime; 1 slot is not above the backend count; 1048583 is too large.
+    for size in ["0000000c", "00000001", "00100007"] {
+        assert_eq!(problem(refuse(&action(size, good_backend))), 16);
+    }
+    for backend in [
+        "01 00 1f90 00000000 00000003 00000005 04 0a010005",
+        "01 00 1f90 00000002 0000000d 00000005 04 0a010005",
+        "01 00 1f90 00000002 00000003 00000000 04 0a010005",
+        "01 00 1f90 00000002 00000003 0000000d 04 0a010005",
+    ] {
+        assert_eq!(problem(refuse(&action("0000000d", backend))), 24);
+    }
+    assert_eq!(
+        problem(refuse(
+            "01 01 00000000 13 00 0000000c 00 00 0000 0000000d 0000001e"
+        )),
+        14
+    );
+}
+
+#[test]
+fn unknown_flow_events_are_refused() {
+    assert_eq!(
+        refuse("01 0a 00000000 14 80 00000003 0001 03"),
+        DecodeError::BadFlowEvent {
+            found: 3,
+            offset: 14
+        }
+    );
 }
 
 #[test]
@@ -336,8 +434,8 @@ fn header_errors_name_the_problem() {
         DecodeError::UnsupportedVersion { found: 2 }
     );
     assert_eq!(
-        refuse("01 0a 00000000"),
-        DecodeError::UnknownMessageType { found: 10 }
+        refuse("01 0b 00000000"),
+        DecodeError::UnknownMessageType { found: 11 }
     );
     assert_eq!(
         decode(&hex("01 06 000000ff 0f 80 00000000")),

@@ -117,25 +117,61 @@ fn advertise() -> impl Strategy<Value = AdvertiseAction> {
     })
 }
 
-/// Actions; advertise only when `with_advertise` (it belongs to wildcard updates).
-fn actions(with_advertise: bool) -> impl Strategy<Value = Actions> {
-    let advertise = if with_advertise {
-        option::of(advertise()).boxed()
+/// Consistent-hash actions as a manager builds them (valid tables of small primes).
+fn consistent_hash() -> impl Strategy<Value = ConsistentHash> {
+    let sizes = prop_oneof![Just(13u32), Just(251), Just(65_537)];
+    (sizes, any::<bool>(), any::<u32>()).prop_flat_map(|(table_size, dispatch, fixed_ttl)| {
+        let backend = (
+            ip(),
+            any::<u16>(),
+            1u32..=100,
+            any::<bool>(),
+            0..table_size,
+            1..table_size,
+        )
+            .prop_map(|(addr, port, weight, eligible, offset, skip)| HashBackend {
+                addr,
+                port,
+                weight,
+                eligible,
+                permutation: maglev::Permutation { offset, skip },
+            });
+        vec(backend, 1..6).prop_map(move |backends| ConsistentHash {
+            dispatch,
+            fixed_ttl,
+            table_size,
+            backends,
+        })
+    })
+}
+
+/// Actions; advertise and consistent hash only when `wildcard` (they belong to wildcard
+/// updates).
+fn actions(wildcard: bool) -> impl Strategy<Value = Actions> {
+    let (advertise, consistent_hash) = if wildcard {
+        (
+            option::of(advertise()).boxed(),
+            option::of(consistent_hash()).boxed(),
+        )
     } else {
-        Just(None).boxed()
+        (Just(None).boxed(), Just(None).boxed())
     };
     (
         option::of(nat()),
         option::of(sequence_adjust()),
         option::of(interest()),
         advertise,
+        consistent_hash,
     )
-        .prop_map(|(nat, sequence_adjust, interest, advertise)| Actions {
-            nat,
-            sequence_adjust,
-            interest,
-            advertise,
-        })
+        .prop_map(
+            |(nat, sequence_adjust, interest, advertise, consistent_hash)| Actions {
+                nat,
+                sequence_adjust,
+                interest,
+                advertise,
+                consistent_hash,
+            },
+        )
 }
 
 fn action_list() -> impl Strategy<Value = Vec<ActionListEntry>> {
@@ -260,7 +296,21 @@ pub fn message() -> impl Strategy<Value = Message> {
         replicate().prop_map(Message::Replicate),
         heartbeat().prop_map(Message::Heartbeat),
         snapshot().prop_map(Message::Snapshot),
+        flow_report().prop_map(Message::FlowReport),
     ]
+}
+
+/// A flow report of up to 8 events.
+pub fn flow_report() -> impl Strategy<Value = FlowReport> {
+    let event = prop_oneof![
+        (key(), ip(), any::<u16>()).prop_map(|(key, backend, port)| FlowEvent::Placed {
+            key,
+            backend,
+            port
+        }),
+        key().prop_map(|key| FlowEvent::Closed { key }),
+    ];
+    vec(event, 0..8).prop_map(|events| FlowReport { events })
 }
 
 /// A flow record with short names (some not ASCII).

@@ -8,7 +8,7 @@ use core::time::Duration;
 use etherparse::PacketBuilder;
 use tether_agent::AgentConfig;
 use tether_manager::{
-    AdminState, BackendConfig, ForwardingMode, ManagerConfig, Protocol, SchedulerKind,
+    AdminState, BackendConfig, Decisions, ForwardingMode, ManagerConfig, Protocol, SchedulerKind,
     ServiceConfig,
 };
 use tether_proto::{AuthConfig, Key};
@@ -71,6 +71,10 @@ pub fn service(
         ),
         scheduler,
         mode: ForwardingMode::Nat,
+        decisions: match scheduler {
+            SchedulerKind::Maglev { .. } => Decisions::Local,
+            _ => Decisions::Manager,
+        },
         backends: backends
             .iter()
             .enumerate()

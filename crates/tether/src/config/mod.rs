@@ -191,6 +191,8 @@ pub struct ServiceSection {
     /// How packets reach the backends.
     #[serde(default)]
     pub mode: ModeName,
+    /// Who places new flows; `local` with the maglev scheduler, `manager` otherwise, when unset.
+    pub decisions: Option<DecisionsName>,
     /// Health check of every backend; none means always healthy.
     pub health: Option<HealthSection>,
     /// The real servers.
@@ -233,6 +235,16 @@ pub enum ModeName {
     Nat,
     /// Direct server return.
     Dsr,
+}
+
+/// `decisions = "local" | "manager"`.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum DecisionsName {
+    /// Agents place new flows by the manager's Maglev table and report them.
+    Local,
+    /// Agents send a new flow's first packet to the manager, which places it.
+    Manager,
 }
 
 /// `[service.health]`: how backends are checked.

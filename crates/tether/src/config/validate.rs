@@ -6,15 +6,15 @@ use std::path::Path;
 
 use tether_agent::AgentConfig;
 use tether_manager::{
-    AdminState, BackendConfig, ConfigError, ForwardingMode, ManagerConfig, Protocol, SchedulerKind,
-    ServiceConfig,
+    AdminState, BackendConfig, ConfigError, Decisions, ForwardingMode, ManagerConfig, Protocol,
+    SchedulerKind, ServiceConfig,
 };
 use tether_runtime::agent_worker::{AgentWorkerConfig, AgentWorkers};
 use tether_runtime::manager_driver::{HealthCheck, HealthCheckKind, ManagerDriverConfig};
 
 use super::{
-    AgentSection, FileConfig, HealthKindName, HealthSection, ManagerSection, ModeName,
-    ProtocolName, SchedulerName, ServiceSection, StateName,
+    AgentSection, DecisionsName, FileConfig, HealthKindName, HealthSection, ManagerSection,
+    ModeName, ProtocolName, SchedulerName, ServiceSection, StateName,
 };
 
 /// A validated configuration, ready for the runtime.
@@ -431,6 +431,10 @@ fn service_config(s: &ServiceSection) -> ServiceConfig {
         mode: match s.mode {
             ModeName::Nat => ForwardingMode::Nat,
             ModeName::Dsr => ForwardingMode::Dsr,
+        },
+        decisions: match (s.decisions, s.scheduler) {
+            (Some(DecisionsName::Local), _) | (None, SchedulerName::Maglev) => Decisions::Local,
+            (Some(DecisionsName::Manager) | None, _) => Decisions::Manager,
         },
         backends: s
             .backends

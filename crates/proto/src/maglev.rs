@@ -14,18 +14,31 @@
 //! and the table depends only on the eligible set, never on the order of events.
 
 use core::cmp::Reverse;
+use core::net::IpAddr;
 use std::collections::BinaryHeap;
 
+use tether_wire::AffinityKey;
 use xxhash_rust::xxh3::xxh3_64_with_seed;
 
-use super::BackendSpec;
-
+/// Seed of the hash of a flow's 5-tuple for lookups. Managers (a primary and its backups) and
+/// agents placing flows locally must agree on it on any machine and build; changing it changes
+/// every placement.
+const SEED_FLOW: u64 = 0x7465_7468_6572_0001;
 /// Seed of the hash that gives a backend's permutation offset.
 const SEED_OFFSET: u64 = 0x6d61_676c_6576_0001;
 /// Seed of the hash that gives a backend's permutation skip.
 const SEED_SKIP: u64 = 0x6d61_676c_6576_0002;
 /// Marks a slot no backend holds yet.
 const EMPTY: u32 = u32::MAX;
+
+/// What a table knows about a backend when it is built from names.
+#[derive(Clone, Copy, Debug)]
+pub struct BackendSpec<'a> {
+    /// Name, which places the backend in consistent-hash tables.
+    pub name: &'a str,
+    /// Relative share of new flows (at least 1).
+    pub weight: u32,
+}
 
 /// A weighted Maglev lookup table.
 #[derive(Clone, Debug)]
@@ -40,25 +53,45 @@ pub struct Maglev {
 }
 
 /// Where a backend's walk over the table starts and how far each step goes.
-#[derive(Clone, Copy, Debug)]
-struct Permutation {
-    offset: u64,
-    skip: u64,
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Permutation {
+    /// First slot of the walk, below the table size.
+    pub offset: u32,
+    /// Step of the walk, from 1 to the table size - 1 (coprime with the prime size).
+    pub skip: u32,
+}
+
+impl Permutation {
+    /// The permutation of the backend named `name` in a table of `size` slots (at least 2).
+    pub fn of(name: &str, size: u32) -> Self {
+        let m = u64::from(size);
+        let narrow = |v: u64| u32::try_from(v).expect("below the u32 table size");
+        Self {
+            offset: narrow(xxh3_64_with_seed(name.as_bytes(), SEED_OFFSET) % m),
+            skip: narrow(xxh3_64_with_seed(name.as_bytes(), SEED_SKIP) % (m - 1) + 1),
+        }
+    }
 }
 
 impl Maglev {
     /// A table of `size` slots (a prime larger than `backends.len()`), all backends eligible.
     pub fn new(size: u32, backends: &[BackendSpec<'_>]) -> Self {
-        let m = u64::from(size);
-        let permutations: Vec<Permutation> = backends
+        let permutations = backends
             .iter()
-            .map(|b| Permutation {
-                offset: xxh3_64_with_seed(b.name.as_bytes(), SEED_OFFSET) % m,
-                skip: xxh3_64_with_seed(b.name.as_bytes(), SEED_SKIP) % (m - 1) + 1,
-            })
+            .map(|b| Permutation::of(b.name, size))
             .collect();
-        let weights: Vec<u32> = backends.iter().map(|b| b.weight).collect();
-        let eligible = vec![true; backends.len()];
+        Self::from_permutations(
+            size,
+            permutations,
+            backends.iter().map(|b| b.weight).collect(),
+        )
+    }
+
+    /// A table of `size` slots from each backend's permutation and weight, all backends
+    /// eligible: what an agent builds from a consistent-hash action. `size` must be a prime,
+    /// every permutation within it and every weight at least 1 (the decoder checks this).
+    pub fn from_permutations(size: u32, permutations: Vec<Permutation>, weights: Vec<u32>) -> Self {
+        let eligible = vec![true; permutations.len()];
         let mut base = vec![EMPTY; size as usize];
         populate(&mut base, &permutations, &weights, &eligible);
         Self {
@@ -68,6 +101,26 @@ impl Maglev {
             weights,
             eligible,
         }
+    }
+
+    /// The number of slots.
+    pub fn size(&self) -> u32 {
+        u32::try_from(self.table.len()).expect("built from a u32 size")
+    }
+
+    /// Each backend's permutation, by index.
+    pub fn permutations(&self) -> &[Permutation] {
+        &self.permutations
+    }
+
+    /// Each backend's weight, by index.
+    pub fn weights(&self) -> &[u32] {
+        &self.weights
+    }
+
+    /// Which backends the table is spread over, by index.
+    pub fn eligible(&self) -> &[bool] {
+        &self.eligible
     }
 
     /// Takes a new eligible set; rebuilds the table only when it differs from the current one.
@@ -96,12 +149,50 @@ impl Maglev {
         (slot != EMPTY).then_some(slot as usize)
     }
 
+    /// The backend index for flow `key` (its [`flow_hash`]), or `None` when no backend is
+    /// eligible.
+    pub fn pick(&self, key: &AffinityKey) -> Option<usize> {
+        self.lookup(flow_hash(key))
+    }
+
     /// The backend index of every slot (`None` for an empty table).
     pub fn slots(&self) -> impl Iterator<Item = Option<usize>> + '_ {
         self.table
             .iter()
             .map(|&s| (s != EMPTY).then_some(s as usize))
     }
+}
+
+/// The seeded hash of a flow's 5-tuple, over a canonical byte layout.
+pub fn flow_hash(key: &AffinityKey) -> u64 {
+    let mut buf = [0u8; 37];
+    buf[0] = key.protocol;
+    let mut len = 1;
+    for (addr, port) in [(key.src, key.src_port), (key.dst, key.dst_port)] {
+        let n = match addr {
+            IpAddr::V4(a) => {
+                buf[len..len + 4].copy_from_slice(&a.octets());
+                4
+            }
+            IpAddr::V6(a) => {
+                buf[len..len + 16].copy_from_slice(&a.octets());
+                16
+            }
+        };
+        len += n;
+        buf[len..len + 2].copy_from_slice(&port.to_be_bytes());
+        len += 2;
+    }
+    xxh3_64_with_seed(&buf[..len], SEED_FLOW)
+}
+
+/// Whether `n` is a prime (table sizes must be, so every skip walks the whole table).
+pub fn is_prime(n: u32) -> bool {
+    if n < 2 {
+        return false;
+    }
+    let n = u64::from(n);
+    (2..=n.isqrt()).all(|d| n % d != 0)
 }
 
 /// Fills the `EMPTY` slots of `table` by weighted turns among the eligible backends, leaving
@@ -115,18 +206,18 @@ fn populate(table: &mut [u32], permutations: &[Permutation], weights: &[u32], el
         .filter(|&i| eligible[i])
         .map(|i| Reverse((0, i)))
         .collect();
-    let mut position: Vec<u64> = permutations.iter().map(|p| p.offset).collect();
+    let mut position: Vec<u64> = permutations.iter().map(|p| u64::from(p.offset)).collect();
     while holes > 0 {
         let Some(Reverse((time, i))) = turns.pop() else {
             return;
         };
-        let p = permutations[i];
+        let skip = u64::from(permutations[i].skip);
         // The skip is coprime with the prime M, so the walk meets every slot and ends on a hole.
         while table[position[i] as usize] != EMPTY {
-            position[i] = (position[i] + p.skip) % m;
+            position[i] = (position[i] + skip) % m;
         }
         table[position[i] as usize] = i as u32;
-        position[i] = (position[i] + p.skip) % m;
+        position[i] = (position[i] + skip) % m;
         holes -= 1;
         turns.push(Reverse((time + stride(weights[i]), i)));
     }
@@ -233,6 +324,52 @@ mod tests {
             .map(|&s| a.table[s])
             .collect();
         assert_eq!(golden, vec![84, 97, 17, 68, 22]);
+    }
+
+    /// The slot of the key in `flow_hash_distinguishes_direction_and_is_stable`.
+    const GOLDEN_FLOW_SLOT: u64 = 46_949;
+
+    #[test]
+    fn primality_matches_known_values() {
+        assert!(is_prime(65_537));
+        assert!(is_prime(2));
+        assert!(!is_prime(65_536));
+        assert!(!is_prime(1));
+        assert!(!is_prime(65_535));
+        assert!(is_prime(4_294_967_291));
+    }
+
+    #[test]
+    fn flow_hash_distinguishes_direction_and_is_stable() {
+        let key = AffinityKey {
+            protocol: 6,
+            src: "192.0.2.1".parse().unwrap(),
+            src_port: 40_000,
+            dst: "198.51.100.1".parse().unwrap(),
+            dst_port: 80,
+        };
+        assert_ne!(flow_hash(&key), flow_hash(&key.reversed()));
+        assert_eq!(flow_hash(&key), flow_hash(&key.clone()));
+        // Changing the hash or its seed changes this, and with it every placement.
+        assert_eq!(flow_hash(&key) % 65_537, GOLDEN_FLOW_SLOT);
+    }
+
+    #[test]
+    fn a_table_built_from_permutations_equals_one_built_from_names() {
+        let names = names(10);
+        let specs = specs(&names, |i| 1 + i as u32 % 3);
+        let mut by_name = Maglev::new(M, &specs);
+        let mut by_parts = Maglev::from_permutations(
+            M,
+            by_name.permutations().to_vec(),
+            by_name.weights().to_vec(),
+        );
+        assert!(by_name.slots().eq(by_parts.slots()));
+        let mut eligible = vec![true; 10];
+        eligible[3] = false;
+        by_name.set_eligible(&eligible);
+        by_parts.set_eligible(&eligible);
+        assert!(by_name.slots().eq(by_parts.slots()));
     }
 
     #[test]

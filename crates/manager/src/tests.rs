@@ -630,3 +630,238 @@ fn a_syn_on_a_closed_flow_is_a_new_connection_and_is_scheduled_afresh() {
     assert_eq!(m.status().counters.flows_reused, 1);
     assert_eq!(m.status().counters.flows_created, 3);
 }
+
+/// A NAT Maglev service whose flows agents place themselves.
+fn local_manager() -> Manager {
+    let mut svc = service(ForwardingMode::Nat, SchedulerKind::MAGLEV);
+    svc.decisions = Decisions::Local;
+    let mut m = Manager::new(config(vec![svc]), at(0)).unwrap();
+    drain(&mut m);
+    m
+}
+
+/// The consistent-hash action of the forward wildcard in `messages`.
+fn hash_action(messages: &[(SocketAddr, Message)]) -> tether_proto::ConsistentHash {
+    messages
+        .iter()
+        .find_map(|(_, m)| match m {
+            Message::WildcardUpdate(u) => u.actions.consistent_hash.clone(),
+            _ => None,
+        })
+        .expect("a forward wildcard with a consistent-hash action")
+}
+
+fn report(m: &mut Manager, now: Timestamp, events: Vec<tether_proto::FlowEvent>) {
+    m.handle_message(
+        now,
+        sock(AGENT),
+        Message::FlowReport(tether_proto::FlowReport { events }),
+    );
+}
+
+/// The backend index the agents' table gives `key`, built from the wildcard alone.
+fn table_pick(action: &tether_proto::ConsistentHash, key: &AffinityKey) -> usize {
+    let mut table = tether_proto::maglev::Maglev::from_permutations(
+        action.table_size,
+        action.backends.iter().map(|b| b.permutation).collect(),
+        action.backends.iter().map(|b| b.weight).collect(),
+    );
+    let eligible: Vec<bool> = action.backends.iter().map(|b| b.eligible).collect();
+    table.set_eligible(&eligible);
+    table.pick(key).unwrap()
+}
+
+#[test]
+fn a_local_service_sends_its_maglev_table_with_the_forward_wildcard() {
+    let svc = {
+        let mut s = service(ForwardingMode::Nat, SchedulerKind::MAGLEV);
+        s.decisions = Decisions::Local;
+        s
+    };
+    let mut m = Manager::new(config(vec![svc]), at(0)).unwrap();
+    let out = drain(&mut m);
+    let action = hash_action(&out);
+    assert!(!action.dispatch);
+    assert_eq!(action.fixed_ttl, 60);
+    assert_eq!(action.table_size, DEFAULT_TABLE_SIZE);
+    assert_eq!(action.backends.len(), 3);
+    assert!(action.backends.iter().all(|b| b.eligible && b.port == 8080));
+    // The agents' table places flows exactly where the manager's scheduler would.
+    for port in 1..200 {
+        let key = client(port);
+        let expected = m.services[0].placement(&key).unwrap();
+        assert_eq!(table_pick(&action, &key), expected);
+    }
+    // Only the forward wildcard carries it, marked optional in the action list.
+    let carrying = out
+        .iter()
+        .filter(
+            |(_, m)| matches!(m, Message::WildcardUpdate(u) if u.actions.consistent_hash.is_some()),
+        )
+        .count();
+    assert_eq!(carrying, 1);
+}
+
+#[test]
+fn a_backend_going_down_sends_the_new_table_at_once() {
+    let mut m = local_manager();
+    m.set_backend_health(at(1), "web", "b", false).unwrap();
+    assert_eq!(
+        m.poll_timeout(),
+        Some(at(1)),
+        "announced with the next wake-up"
+    );
+    m.handle_timeout(at(1));
+    let action = hash_action(&drain(&mut m));
+    let eligible: Vec<bool> = action.backends.iter().map(|b| b.eligible).collect();
+    assert_eq!(eligible, vec![true, false, true]);
+    // A change that leaves the eligible set alone sends nothing early.
+    m.set_backend_state(at(2), "web", "b", AdminState::Draining)
+        .unwrap();
+    assert_ne!(m.poll_timeout(), Some(at(2)));
+}
+
+#[test]
+fn reported_flows_are_stored_renewed_closed_and_replicated_like_placed_ones() {
+    let mut m = local_manager();
+    let key = client(40_000);
+    report(
+        &mut m,
+        at(1),
+        vec![tether_proto::FlowEvent::Placed {
+            key,
+            backend: ip("10.0.0.2"),
+            port: 8080,
+        }],
+    );
+    let flow = m.flow(&key).unwrap();
+    assert_eq!(flow.backend, "b");
+    assert_eq!(flow.last_fixed, at(1));
+    assert!(flow.return_key.is_some(), "NAT flows know their reply key");
+    assert_eq!(active(&m), vec![0, 1, 0]);
+    // A retransmitted SYN's report changes nothing but the renewal.
+    report(
+        &mut m,
+        at(2),
+        vec![tether_proto::FlowEvent::Placed {
+            key,
+            backend: ip("10.0.0.2"),
+            port: 8080,
+        }],
+    );
+    assert_eq!(m.status().counters.flows_created, 1);
+    assert_eq!(m.flow(&key).unwrap().last_fixed, at(2));
+    report(&mut m, at(3), vec![tether_proto::FlowEvent::Closed { key }]);
+    assert!(m.flow(&key).unwrap().closing);
+    assert_eq!(active(&m), vec![0, 0, 0]);
+    // A new connection on the closed flow's 5-tuple, placed elsewhere after a table change.
+    report(
+        &mut m,
+        at(4),
+        vec![tether_proto::FlowEvent::Placed {
+            key,
+            backend: ip("10.0.0.3"),
+            port: 8080,
+        }],
+    );
+    assert_eq!(m.flow(&key).unwrap().backend, "c");
+    assert!(!m.flow(&key).unwrap().closing);
+    assert_eq!(active(&m), vec![0, 0, 1]);
+    let c = m.status().counters;
+    assert_eq!(
+        (
+            c.flow_reports,
+            c.flows_reported,
+            c.flows_reused,
+            c.flows_closed
+        ),
+        (4, 3, 1, 1)
+    );
+    // Events naming what the service does not have are counted, not stored.
+    report(
+        &mut m,
+        at(5),
+        vec![
+            tether_proto::FlowEvent::Placed {
+                key: client(1),
+                backend: ip("10.0.0.9"),
+                port: 8080,
+            },
+            tether_proto::FlowEvent::Closed { key: client(2) },
+        ],
+    );
+    let c = m.status().counters;
+    assert_eq!((c.dropped.bad_report, c.dropped.unknown_flow), (1, 1));
+    assert_eq!(m.status().flows, 1);
+}
+
+#[test]
+fn an_unknown_mid_flow_packet_of_a_local_service_is_placed_by_the_table() {
+    let mut m = local_manager();
+    let action = {
+        let mut fresh = Manager::new(
+            config(vec![{
+                let mut s = service(ForwardingMode::Nat, SchedulerKind::MAGLEV);
+                s.decisions = Decisions::Local;
+                s
+            }]),
+            at(0),
+        )
+        .unwrap();
+        hash_action(&drain(&mut fresh))
+    };
+    // The forward direction: the backend the agent's table chose.
+    let key = client(40_000);
+    let out = packet(&mut m, at(1), AGENT, mid_flow(key));
+    let chosen = action.backends[table_pick(&action, &key)].addr;
+    assert_eq!(forward_of(&out), chosen);
+    // The reply direction of another flow: recovered only on the backend the table gives.
+    let other = client(40_001);
+    let b = table_pick(&action, &other);
+    let reply = |addr| AffinityKey {
+        protocol: 6,
+        src: addr,
+        src_port: 8080,
+        dst: other.src,
+        dst_port: other.src_port,
+    };
+    let wrong = action.backends[(b + 1) % 3].addr;
+    let out = packet(&mut m, at(1), AGENT, mid_flow(reply(wrong)));
+    assert!(matches!(out.as_slice(), [(_, Message::IpPacketOnly(_))]));
+    let out = packet(
+        &mut m,
+        at(1),
+        AGENT,
+        mid_flow(reply(action.backends[b].addr)),
+    );
+    assert_eq!(fixed(&out).len(), 1, "the return affinity with the packet");
+    assert_eq!(m.flow(&other).unwrap().backend, ["a", "b", "c"][b]);
+    assert_eq!(m.status().counters.flows_recovered, 2);
+}
+
+#[test]
+fn a_standby_leaves_reports_to_the_active_manager() {
+    let mut svc = service(ForwardingMode::Nat, SchedulerKind::MAGLEV);
+    svc.decisions = Decisions::Local;
+    let mut cfg = config(vec![svc]);
+    cfg.backup_precedence = 1;
+    cfg.peers = vec![sock("192.0.2.11:4000")];
+    let mut m = Manager::new(cfg, at(0)).unwrap();
+    report(
+        &mut m,
+        at(0),
+        vec![tether_proto::FlowEvent::Closed { key: client(1) }],
+    );
+    assert_eq!(m.status().counters.dropped.standby, 1);
+}
+
+#[test]
+fn local_decisions_need_the_maglev_scheduler() {
+    let mut svc = service(ForwardingMode::Nat, SchedulerKind::WeightedRoundRobin);
+    svc.decisions = Decisions::Local;
+    let err = Manager::new(config(vec![svc]), at(0)).unwrap_err();
+    assert!(
+        err.to_string().contains("needs scheduler = \"maglev\""),
+        "{err}"
+    );
+}

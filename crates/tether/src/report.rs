@@ -157,6 +157,12 @@ pub struct ManagerCounters {
     pub flows_closed: u64,
     /// Flows forgotten after their expiry.
     pub flows_expired: u64,
+    /// Flow report messages from agents acted on.
+    pub flow_reports: u64,
+    /// Flows agents placed themselves and reported.
+    pub flows_reported: u64,
+    /// Unknown flows of local-decision services placed again by the table mid-flow.
+    pub flows_recovered: u64,
     /// Fixed affinity updates sent.
     pub fixed_updates_sent: u64,
     /// Wildcard affinity updates sent.
@@ -198,6 +204,10 @@ pub struct AgentReport {
     pub held: u64,
     /// Interest match messages sent.
     pub interest_matches: u64,
+    /// New flows placed by the agent itself (local decisions).
+    pub placed_locally: u64,
+    /// Flow report messages sent.
+    pub flow_reports: u64,
     /// Service messages accepted.
     pub messages_in: u64,
     /// Service messages sent.
@@ -255,6 +265,9 @@ impl ManagerReport {
                 flows_created: c.flows_created,
                 flows_closed: c.flows_closed,
                 flows_expired: c.flows_expired,
+                flow_reports: c.flow_reports,
+                flows_reported: c.flows_reported,
+                flows_recovered: c.flows_recovered,
                 fixed_updates_sent: c.fixed_updates_sent,
                 wildcard_updates_sent: c.wildcard_updates_sent,
                 ip_packets_returned: c.ip_packets_returned,
@@ -339,6 +352,8 @@ impl AgentReport {
             to_manager,
             held,
             interest_matches,
+            placed_locally,
+            flow_reports,
             messages_in,
             messages_out,
             drops,
@@ -357,6 +372,8 @@ impl AgentReport {
         self.to_manager += to_manager;
         self.held += held;
         self.interest_matches += interest_matches;
+        self.placed_locally += placed_locally;
+        self.flow_reports += flow_reports;
         self.messages_in += messages_in;
         self.messages_out += messages_out;
         for (mine, theirs) in [(&mut self.drops, drops), (&mut self.rejected, rejected)] {
@@ -389,6 +406,8 @@ impl From<&AgentSnapshot> for AgentReport {
             to_manager: st.to_manager,
             held: st.held,
             interest_matches: st.interest_matches,
+            placed_locally: st.placed_locally,
+            flow_reports: st.flow_reports,
             messages_in: st.messages_in,
             messages_out: st.messages_out,
             drops,
@@ -440,6 +459,7 @@ fn drop_counts(d: &Drops) -> BTreeMap<String, u64> {
         ("malformed_packet", d.malformed_packet),
         ("backend_disabled", d.backend_disabled),
         ("unknown_flow", d.unknown_flow),
+        ("bad_report", d.bad_report),
         ("unsupported_required", d.unsupported_required),
         ("unexpected_message", d.unexpected_message),
         ("after_shutdown", d.after_shutdown),

@@ -149,6 +149,9 @@ fn manager_tables(m: &ManagerReport, out: &mut String) {
         ("flows created", c.flows_created),
         ("flows closed", c.flows_closed),
         ("flows expired", c.flows_expired),
+        ("flow reports", c.flow_reports),
+        ("flows reported", c.flows_reported),
+        ("flows recovered", c.flows_recovered),
         ("fixed updates sent", c.fixed_updates_sent),
         ("wildcard updates sent", c.wildcard_updates_sent),
         ("packets returned", c.ip_packets_returned),
@@ -211,6 +214,8 @@ fn agent_tables(a: &AgentReport, out: &mut String) {
         ("to manager", a.to_manager),
         ("held", a.held),
         ("interest matches", a.interest_matches),
+        ("placed locally", a.placed_locally),
+        ("flow reports", a.flow_reports),
         ("messages in", a.messages_in),
         ("messages out", a.messages_out),
     ] {

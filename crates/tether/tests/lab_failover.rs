@@ -156,12 +156,31 @@ fn check_served(report: &StreamReport, served: &[ServeReport], bytes: u64) -> Ve
 
 #[test]
 fn killing_the_primary_mid_stream_loses_nothing() {
+    kill_mid_stream("fokill", Settings::managers(2));
+}
+
+/// The same with agents placing new flows themselves (Maglev, `decisions = "local"`): flows
+/// whose reports died with the primary are placed again by the same table.
+#[test]
+fn killing_the_primary_mid_stream_with_local_decisions_loses_nothing() {
+    kill_mid_stream(
+        "folocal",
+        Settings {
+            scheduler: "maglev",
+            ..Settings::managers(2)
+        },
+    );
+}
+
+/// 200 checksummed streams and wrk through a two-manager cluster; the primary is killed
+/// mid-stream, restarted, and the backup killed.
+fn kill_mid_stream(tag: &str, settings: Settings) {
     const STREAMS: u32 = 200;
     const RATE: u64 = 40_000;
     const SECONDS: u64 = 20;
     const BYTES: u64 = RATE * SECONDS;
     let _serial = serial();
-    let mut cluster = Cluster::start("fokill", Settings::managers(2));
+    let mut cluster = Cluster::start(tag, settings);
     let rst_file = cluster.dir().join("rst.pcap");
     let capture = Capture::start(
         &cluster.client,
@@ -346,6 +365,22 @@ fn killing_the_primary_mid_stream_loses_nothing() {
             .map_or_else(String::new, |p| format!(", e.g. {p}"))
     );
     let _ = writeln!(summary, "curl batches: {curl_failures:?}");
+    let agent = cluster.agent_status().unwrap_or_default();
+    let placed_locally = agent["agent"]["placed_locally"].as_u64().unwrap_or(0);
+    let recovered: u64 = (1..=2)
+        .filter_map(|k| cluster.status(k))
+        .map(|st| {
+            st["manager"]["counters"]["flows_recovered"]
+                .as_u64()
+                .unwrap_or(0)
+        })
+        .sum();
+    let _ = writeln!(
+        summary,
+        "agent placed {placed_locally} flows itself ({} flow reports); managers recovered \
+         {recovered} flows by the table",
+        agent["agent"]["flow_reports"].as_u64().unwrap_or(0)
+    );
     let _ = writeln!(
         summary,
         "wrk: {} requests, {} non-2xx, socket errors: {}",
@@ -387,6 +422,11 @@ fn killing_the_primary_mid_stream_loses_nothing() {
         wrk_result.requests > 0 && wrk_result.non_2xx == 0 && wrk_result.socket_errors.is_none(),
         "new connections failed during failover:\n{wrk_out}\n{}\n{diagnostics}",
         wrk.stderr()
+    );
+    assert_eq!(
+        placed_locally > 0,
+        settings.scheduler == "maglev",
+        "local decisions are used exactly with maglev:\n{summary}"
     );
 }
 

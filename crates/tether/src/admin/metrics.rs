@@ -166,6 +166,16 @@ fn agent_metrics(m: &mut Metrics, a: &AgentReport) {
         a.interest_matches,
     );
     m.total(
+        "tether_agent_placed_locally",
+        "New flows the agent placed itself by a service's Maglev table (local decisions)",
+        a.placed_locally,
+    );
+    m.total(
+        "tether_agent_flow_reports",
+        "Flow report messages sent to managers",
+        a.flow_reports,
+    );
+    m.total(
         "tether_agent_received_messages",
         "Service messages accepted",
         a.messages_in,
@@ -238,6 +248,21 @@ fn manager_metrics(m: &mut Metrics, r: &ManagerReport) {
         "tether_manager_interest_matches",
         "Interest matches (punted packets) acted on",
         c.interest_matches,
+    );
+    m.total(
+        "tether_manager_flow_reports",
+        "Flow report messages from agents acted on",
+        c.flow_reports,
+    );
+    m.total(
+        "tether_manager_reported_flows",
+        "Flows agents placed themselves and reported",
+        c.flows_reported,
+    );
+    m.total(
+        "tether_manager_recovered_flows",
+        "Unknown flows of local-decision services placed again by the table mid-flow",
+        c.flows_recovered,
     );
     m.total(
         "tether_manager_sent_fixed_updates",

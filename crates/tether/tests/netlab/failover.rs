@@ -55,15 +55,19 @@ pub struct Settings {
     pub heartbeat_interval: &'static str,
     /// `heartbeat_misses`.
     pub heartbeat_misses: u32,
+    /// The services' scheduler: `wrr` (the manager places every flow; a backup scheduling a
+    /// flow afresh would pick another backend) or `maglev` (agents place new flows themselves).
+    pub scheduler: &'static str,
 }
 
 impl Settings {
-    /// `managers` managers with the default heartbeat settings (100 ms, 2 misses).
+    /// `managers` managers with the default heartbeat settings (100 ms, 2 misses), `wrr`.
     pub fn managers(managers: usize) -> Self {
         Self {
             managers,
             heartbeat_interval: "100ms",
             heartbeat_misses: 2,
+            scheduler: "wrr",
         }
     }
 }
@@ -266,8 +270,9 @@ impl Cluster {
             let _ = write!(
                 config,
                 "[[service]]\nname = \"{name}\"\nvip = \"{VIP4}\"\nport = {port}\n\
-                 protocol = \"tcp\"\nclient_domain = \"0.0.0.0/0\"\nscheduler = \"wrr\"\n\
-                 mode = \"nat\"\n\n"
+                 protocol = \"tcp\"\nclient_domain = \"0.0.0.0/0\"\nscheduler = \"{scheduler}\"\n\
+                 mode = \"nat\"\n\n",
+                scheduler = settings.scheduler,
             );
             for b in 1..=3 {
                 let _ = write!(

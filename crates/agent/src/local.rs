@@ -30,15 +30,6 @@ pub(crate) struct LocalTable {
     table: Maglev,
 }
 
-impl PartialEq for LocalTable {
-    /// The table is a function of the action.
-    fn eq(&self, other: &Self) -> bool {
-        self.action == other.action
-    }
-}
-
-impl Eq for LocalTable {}
-
 impl LocalTable {
     /// The table of `action`; a copy of `previous` when it was built from the same action (a
     /// wildcard refresh), so the table is rebuilt only when the manager changed it.

@@ -490,10 +490,7 @@ impl Manager {
             }
         } else if let Some((s, b, forward)) = self.recoverable_return(&key) {
             self.counters.flows_recovered += 1;
-            self.services[s].active[b] += 1;
-            let return_key = self.services[s].return_key(&forward, b);
-            self.flows.insert(now, forward, s, b, return_key);
-            self.counters.flows_created += 1;
+            self.store_flow(now, s, b, forward);
             self.send_fixed(now, from, forward, Direction::Return, Some(packet));
         } else if self.services.iter().any(|svc| svc.is_return(&key)) {
             // A reply of no known flow: the agent forwards it by destination, untranslated.
@@ -512,16 +509,21 @@ impl Manager {
         key: AffinityKey,
         packet: Vec<u8>,
     ) {
-        let svc = &mut self.services[s];
-        let Some(b) = svc.pick(&key) else {
+        let Some(b) = self.services[s].pick(&key) else {
             self.counters.dropped.no_backend += 1;
             return;
         };
-        svc.active[b] += 1;
-        let return_key = svc.return_key(&key, b);
-        self.flows.insert(now, key, s, b, return_key);
-        self.counters.flows_created += 1;
+        self.store_flow(now, s, b, key);
         self.send_fixed(now, from, key, Direction::Forward, Some(packet));
+    }
+
+    /// Stores a new open flow `forward` of service `s` on backend `b`, as placed at `now`.
+    pub(crate) fn store_flow(&mut self, now: Timestamp, s: usize, b: usize, forward: AffinityKey) {
+        let svc = &mut self.services[s];
+        svc.active[b] += 1;
+        let return_key = svc.return_key(&forward, b);
+        self.flows.insert(now, forward, s, b, return_key);
+        self.counters.flows_created += 1;
     }
 
     /// Sends the stored decision for a flow, which also renews it. A forward affinity of a NAT

@@ -34,12 +34,7 @@ impl Manager {
             self.counters.dropped.no_service += 1;
             return;
         };
-        let Some(b) = self.services[s]
-            .config
-            .backends
-            .iter()
-            .position(|be| be.addr == addr && be.port == port)
-        else {
+        let Some(b) = self.services[s].backend_at(addr, port) else {
             self.counters.dropped.bad_report += 1;
             return;
         };
@@ -60,10 +55,7 @@ impl Manager {
                         self.services[fs].active[fb] -= 1;
                     }
                 }
-                self.services[s].active[b] += 1;
-                let return_key = self.services[s].return_key(&key, b);
-                self.flows.insert(now, key, s, b, return_key);
-                self.counters.flows_created += 1;
+                self.store_flow(now, s, b, key);
             }
         }
         self.flows.fixed_sent(now, &key);
@@ -82,11 +74,7 @@ impl Manager {
             if !svc.local() || !svc.is_return(key) {
                 return None;
             }
-            let b = svc
-                .config
-                .backends
-                .iter()
-                .position(|be| be.addr == key.src && be.port == key.src_port)?;
+            let b = svc.backend_at(key.src, key.src_port)?;
             let forward = AffinityKey {
                 protocol: key.protocol,
                 src: key.dst,

@@ -1,6 +1,8 @@
 //! A virtual service at run time: its backends' health, administrative state and active flows,
 //! which of them may take new flows, and its scheduler.
 
+use core::net::IpAddr;
+
 use tether_wire::AffinityKey;
 
 use tether_proto::{ConsistentHash, HashBackend};
@@ -63,16 +65,20 @@ impl Service {
             && self.domain.contains(key.src)
     }
 
+    /// Index of the backend at `addr:port`.
+    pub(crate) fn backend_at(&self, addr: IpAddr, port: u16) -> Option<usize> {
+        self.config
+            .backends
+            .iter()
+            .position(|b| b.addr == addr && b.port == port)
+    }
+
     /// Whether `key` is a backend-to-client reply of this service (NAT mode only).
     pub(crate) fn is_return(&self, key: &AffinityKey) -> bool {
         self.config.mode == ForwardingMode::Nat
             && key.protocol == self.config.protocol.number()
             && self.domain.contains(key.dst)
-            && self
-                .config
-                .backends
-                .iter()
-                .any(|b| b.addr == key.src && b.port == key.src_port)
+            && self.backend_at(key.src, key.src_port).is_some()
     }
 
     /// The key of `backend`'s replies to the client of `forward` after NAT, in NAT mode.

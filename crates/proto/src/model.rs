@@ -584,6 +584,16 @@ impl Message {
     }
 }
 
+/// Bytes of an address in a segment: family byte and the address.
+fn addr_len(addr: &IpAddr) -> usize {
+    if addr.is_ipv4() { 5 } else { 17 }
+}
+
+/// Bytes of a flow key in a replication, snapshot or flow report segment.
+fn key_len(key: &AffinityKey) -> usize {
+    5 + addr_len(&key.src) + addr_len(&key.dst)
+}
+
 /// What an agent tells a manager about a flow it placed by a consistent-hash action.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum FlowEvent {
@@ -619,8 +629,6 @@ impl FlowReport {
 
     /// Bytes an event takes in a flow report segment.
     pub fn event_len(event: &FlowEvent) -> usize {
-        let addr_len = |a: &IpAddr| if a.is_ipv4() { 5 } else { 17 };
-        let key_len = |k: &AffinityKey| 5 + addr_len(&k.src) + addr_len(&k.dst);
         match event {
             FlowEvent::Placed { key, backend, .. } => 1 + key_len(key) + 2 + addr_len(backend),
             FlowEvent::Closed { key } => 1 + key_len(key),
@@ -651,8 +659,6 @@ pub struct FlowRecord {
 impl FlowRecord {
     /// Bytes of this record in a replication segment.
     pub fn encoded_len(&self) -> usize {
-        let addr_len = |a: &IpAddr| if a.is_ipv4() { 5 } else { 17 };
-        let key_len = |k: &AffinityKey| 5 + addr_len(&k.src) + addr_len(&k.dst);
         1 + 4
             + key_len(&self.key)
             + self.return_key.as_ref().map_or(0, key_len)

@@ -64,7 +64,7 @@ impl Rank {
 }
 
 /// An affinity's handling, compiled from its update.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub(crate) struct Behaviour {
     /// Dispatch to `forward` without rewriting the destination.
     pub dispatch: bool,

@@ -138,7 +138,9 @@ pub struct BenchArgs {
     /// Short measurements and fewer flows: a smoke run, not figures to quote.
     #[arg(long)]
     pub quick: bool,
-    /// Directors to run, comma-separated.
+    /// Directors to run, comma-separated; they run in the order tether-nat, tether-dsr,
+    /// haproxy, nftables whatever the order given (nftables last: its conntrack state stays
+    /// in the node's kernel).
     #[arg(
         long,
         value_delimiter = ',',
@@ -148,12 +150,12 @@ pub struct BenchArgs {
     /// Where the raw medians, ranges and runs go, as JSON.
     #[arg(long, value_name = "FILE", default_value = "target/bench/results.json")]
     pub out: PathBuf,
-    /// HAProxy threads (nbthread) [default: the number of CPUs].
-    #[arg(long, value_name = "N")]
-    pub threads: Option<usize>,
-    /// Tether agent workers (`agent.workers`).
-    #[arg(long, value_name = "N", default_value_t = 1)]
-    pub tether_workers: usize,
+    /// HAProxy threads (nbthread), 1 to 64 [default: the number of CPUs, at most 64].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub threads: Option<u16>,
+    /// Tether agent workers (`agent.workers`), 1 to 16.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=16))]
+    pub tether_workers: u16,
 }
 
 fn bench_run(args: &BenchArgs) -> anyhow::Result<()> {
@@ -164,13 +166,16 @@ fn bench_run(args: &BenchArgs) -> anyhow::Result<()> {
         };
         modes.push(mode);
     }
+    modes.sort_unstable();
+    modes.dedup();
     let runs = args.runs.unwrap_or(if args.quick { 1 } else { 5 });
     if runs == 0 {
         bail!("--runs must be at least 1");
     }
-    let threads = args
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, core::num::NonZero::get));
+    let threads = args.threads.map_or_else(
+        || std::thread::available_parallelism().map_or(1, |n| n.get().min(64)),
+        usize::from,
+    );
     if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }
@@ -180,8 +185,8 @@ fn bench_run(args: &BenchArgs) -> anyhow::Result<()> {
         quick: args.quick,
         modes,
         out: args.out.clone(),
-        threads: threads.clamp(1, 64),
-        tether_workers: args.tether_workers.clamp(1, 16),
+        threads,
+        tether_workers: usize::from(args.tether_workers),
     };
     let results = bench::run(&config)?;
     println!(
@@ -214,7 +219,8 @@ pub struct StreamServerArgs {
     #[arg(long)]
     pub name: String,
     /// On SIGTERM or SIGINT, stop and write a JSON report with one record per connection
-    /// (client address, stream number, verified bytes each way, complete or not) to PATH.
+    /// (client address, stream number, bytes received and verified, bytes sent, complete or
+    /// not) to PATH.
     #[arg(long, value_name = "PATH")]
     pub report: Option<PathBuf>,
 }

@@ -261,13 +261,14 @@ fn snapshot(lab: &BenchLab) -> Result<CpuSnapshot, LabError> {
 
 fn cpu_since(lab: &BenchLab, before: &CpuSnapshot) -> Result<CpuUse, LabError> {
     let after = snapshot(lab)?;
+    let machine = after.machine.since(&before.machine);
     Ok(CpuUse {
         process_s: match (before.process_ticks, after.process_ticks) {
             (Some(b), Some(a)) => Some(a.saturating_sub(b) as f64 / TICKS),
             _ => None,
         },
-        kernel_s: after.machine.since(&before.machine).kernel() as f64 / TICKS,
-        busy_s: after.machine.since(&before.machine).busy() as f64 / TICKS,
+        kernel_s: machine.kernel() as f64 / TICKS,
+        busy_s: machine.busy() as f64 / TICKS,
         packets: after.node_rx.saturating_sub(before.node_rx),
     })
 }
@@ -338,13 +339,22 @@ fn measure_mode(
         push("conn_per_s", Some(close.requests_per_s));
         let connect = connect_latency(lab)?;
         say(&format!(
-            "{} run {run}: TCP connect (SYN to SYN-ACK) p50 {:.0} us, p99 {:.0} us",
+            "{} run {run}: TCP connect (SYN to SYN-ACK) p50 {:.0} us, p99 {:.0} us ({}/{CONNECTS} connected)",
             mode.label(),
-            connect.0,
-            connect.1
+            connect.p50_us,
+            connect.p99_us,
+            connect.connected
         ));
-        push("connect_p50_us", Some(connect.0));
-        push("connect_p99_us", Some(connect.1));
+        if connect.connected < CONNECTS {
+            notes.push(format!(
+                "run {run}: {} of {CONNECTS} connects failed (2 s timeout); the connect times \
+                 are those of the {} that succeeded",
+                CONNECTS - connect.connected,
+                connect.connected
+            ));
+        }
+        push("connect_p50_us", Some(connect.p50_us));
+        push("connect_p99_us", Some(connect.p99_us));
         let before = snapshot(lab)?;
         let keep = wrk(lab, config, false)?;
         let cpu = cpu_since(lab, &before)?;
@@ -435,9 +445,8 @@ fn udp_search(lab: &BenchLab, config: &BenchConfig, mode: Mode) -> Result<UdpRes
     let mut record_cpu = |result: &mut UdpResult, trial: &UdpTrial| {
         if trial.received_pps() >= cpu_trial_pps {
             cpu_trial_pps = trial.received_pps();
-            result.cpu_per_mpkt = trial.cpu.director_per_mpkt_of(trial.received);
-            result.machine_per_mpkt =
-                (trial.received > 0).then(|| trial.cpu.busy_s * 1e6 / trial.received as f64);
+            result.cpu_per_mpkt = trial.cpu.director_per_mpkt(trial.received);
+            result.machine_per_mpkt = trial.cpu.machine_per_mpkt(trial.received);
         }
     };
     if max.loss() <= MAX_LOSS {
@@ -449,7 +458,8 @@ fn udp_search(lab: &BenchLab, config: &BenchConfig, mode: Mode) -> Result<UdpRes
     let mut high = max.sent.rate();
     let mut rate = max.received_pps() * 0.95;
     for _ in 0..config.udp_steps() {
-        let trial = udp_trial(lab, config, mode, rate as u64)?;
+        // At least 1 pps: a rate of 0 would mean "flat out" to the generator.
+        let trial = udp_trial(lab, config, mode, (rate as u64).max(1))?;
         if trial.loss() <= MAX_LOSS {
             result.best_pps = result.best_pps.max(trial.received_pps());
             record_cpu(&mut result, &trial);
@@ -460,16 +470,6 @@ fn udp_search(lab: &BenchLab, config: &BenchConfig, mode: Mode) -> Result<UdpRes
         rate = f64::midpoint(low, high);
     }
     Ok(result)
-}
-
-impl CpuUse {
-    /// Director CPU seconds per million of the `packets` forwarded.
-    fn director_per_mpkt_of(&self, packets: u64) -> Option<f64> {
-        if packets == 0 {
-            return None;
-        }
-        Some(self.process_s.unwrap_or(self.kernel_s) * 1e6 / packets as f64)
-    }
 }
 
 fn udp_trial(
@@ -570,8 +570,19 @@ fn wrk(lab: &BenchLab, config: &BenchConfig, close: bool) -> Result<parse::WrkRe
     parse::parse_wrk(&String::from_utf8_lossy(&out.stdout))
 }
 
-/// Median and 99th percentile of 500 sequential TCP connects through the VIP, in µs.
-fn connect_latency(lab: &BenchLab) -> Result<(f64, f64), LabError> {
+/// Sequential TCP connects through the VIP per run of [`connect_latency`].
+const CONNECTS: u64 = 500;
+
+/// What [`connect_latency`] measured.
+struct ConnectTimes {
+    /// Connects that succeeded (the times are theirs).
+    connected: u64,
+    p50_us: f64,
+    p99_us: f64,
+}
+
+/// Median and 99th percentile of [`CONNECTS`] sequential TCP connects through the VIP, in µs.
+fn connect_latency(lab: &BenchLab) -> Result<ConnectTimes, LabError> {
     let out = lab.client.exec(&[
         lab.exe(),
         "lab",
@@ -579,7 +590,7 @@ fn connect_latency(lab: &BenchLab) -> Result<(f64, f64), LabError> {
         "--target",
         &format!("{VIP4}:{HTTP_PORT}"),
         "--count",
-        "500",
+        &CONNECTS.to_string(),
     ])?;
     let text = String::from_utf8_lossy(&out.stdout);
     let field = |name: &str| -> Option<f64> {
@@ -587,11 +598,19 @@ fn connect_latency(lab: &BenchLab) -> Result<(f64, f64), LabError> {
             .find_map(|w| w.strip_prefix(name))
             .and_then(|v| v.parse().ok())
     };
-    match (field("p50_us="), field("p99_us=")) {
-        (Some(p50), Some(p99)) => Ok((p50, p99)),
+    let connected = text
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("connected="))
+        .and_then(|v| v.parse().ok());
+    match (connected, field("p50_us="), field("p99_us=")) {
+        (Some(connected), Some(p50_us), Some(p99_us)) => Ok(ConnectTimes {
+            connected,
+            p50_us,
+            p99_us,
+        }),
         _ => Err(LabError::Protocol {
             peer: "tether lab tcp-connect".to_owned(),
-            reason: format!("no p50_us= and p99_us= in {text:?}"),
+            reason: format!("no connected=, p50_us= and p99_us= in {text:?}"),
         }),
     }
 }
@@ -637,10 +656,11 @@ fn memory_per_million(
         "--rate",
         "20000",
     ])?;
-    let opened: u64 = String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse()
-        .unwrap_or(0);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let opened: u64 = text.trim().parse().map_err(|_| LabError::Protocol {
+        peer: "tether lab udp-flows".to_owned(),
+        reason: format!("not a flow count: {text:?}"),
+    })?;
     thread::sleep(Duration::from_secs(2));
     let after = flow_memory(lab, mode)?;
     let reports = collect_sinks(sinks)?;
@@ -670,15 +690,22 @@ fn memory_per_million(
 /// nftables (conntrack entries times the conntrack object size).
 fn flow_memory(lab: &BenchLab, mode: Mode) -> Result<(u64, u64), LabError> {
     if mode == Mode::Nftables {
-        let count: u64 = String::from_utf8_lossy(
+        let text = String::from_utf8_lossy(
             &lab.node
                 .exec(&["cat", "/proc/sys/net/netfilter/nf_conntrack_count"])?
                 .stdout,
         )
-        .trim()
-        .parse()
-        .unwrap_or(0);
-        let size = parse::parse_slab_objsize(&read("/proc/slabinfo")?, "nf_conntrack").unwrap_or(0);
+        .into_owned();
+        let count: u64 = text.trim().parse().map_err(|_| LabError::Protocol {
+            peer: "nf_conntrack_count".to_owned(),
+            reason: format!("not a number: {text:?}"),
+        })?;
+        let size = parse::parse_slab_objsize(&read("/proc/slabinfo")?, "nf_conntrack").ok_or_else(
+            || LabError::Protocol {
+                peer: "/proc/slabinfo".to_owned(),
+                reason: "no nf_conntrack slab".to_owned(),
+            },
+        )?;
         return Ok((count * size, count));
     }
     let pid = lab.director_pid().ok_or_else(|| LabError::Invalid {

@@ -29,7 +29,6 @@ pub struct ServeSummary {
     pub bytes_verified: u64,
 }
 
-/// Counters the connection threads share.
 /// The fate of one connection a stream server accepted.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConnectionRecord {
@@ -136,6 +135,7 @@ pub fn serve_reporting(
     })
 }
 
+/// Refuses a server name that cannot be sent in the stream protocol's greeting.
 fn check_name(name: &str) -> Result<(), LabError> {
     if name.is_empty() || name.len() > usize::from(u8::MAX) {
         return Err(LabError::Invalid {

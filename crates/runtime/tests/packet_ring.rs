@@ -94,7 +94,7 @@ fn ring_sees_frames_from_the_peer_and_transmitted_frames_reach_it() {
         for _ in 0..100 {
             poll.wait(Some(Duration::from_millis(50))).unwrap();
             while let Some(frame) = ring.next_frame() {
-                if contains(frame.data, b"ping-through-the-ring") {
+                if contains(frame.data(), b"ping-through-the-ring") {
                     seen += 1;
                 }
             }
@@ -198,8 +198,8 @@ fn drain(ring: &mut PacketSocket, marker: &[u8]) -> (Vec<(Vec<u8>, u32, bool)>, 
     let (mut ours, mut all) = (Vec::new(), 0);
     while let Some(frame) = ring.next_frame() {
         all += 1;
-        if contains(frame.data, marker) {
-            ours.push((frame.data.to_vec(), frame.wire_len, frame.is_truncated()));
+        if contains(frame.data(), marker) {
+            ours.push((frame.data().to_vec(), frame.wire_len, frame.is_truncated()));
         }
     }
     (ours, all)

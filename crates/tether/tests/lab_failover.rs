@@ -12,12 +12,13 @@
 mod failover;
 mod netlab;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use failover::{Capture, Cluster, STREAM_PORT, Settings, manager_addr, role_of, udp_payload};
 use serde_json::Value;
+use tether_lab::bench::parse::parse_wrk;
 use tether_lab::stream::{ServeReport, StreamReport};
 use tether_lab::topology::manager4;
 
@@ -56,8 +57,13 @@ fn ms(failover: Option<&Value>, field: &str) -> String {
         .map_or_else(|| "-".to_owned(), |v| format!("{v:.1} ms"))
 }
 
+/// A counter of a manager's `failover` status; a missing field is a renamed field, so it fails
+/// the test rather than reading as 0.
 fn counter(failover: &Value, field: &str) -> u64 {
-    failover.get(field).and_then(Value::as_u64).unwrap_or(0)
+    failover
+        .get(field)
+        .and_then(Value::as_u64)
+        .unwrap_or_else(|| panic!("no counter {field:?} in {failover}"))
 }
 
 /// Restarts `mK` (the better manager) and waits until it has pulled the store, reports ready
@@ -76,38 +82,6 @@ fn restart_and_reclaim(cluster: &mut Cluster, k: usize, other: usize) -> (Durati
         },
     );
     (start.elapsed(), cluster.failover(k).unwrap_or_default())
-}
-
-/// What wrk printed: requests, socket errors and non-2xx answers.
-#[derive(Debug)]
-struct WrkResult {
-    requests: u64,
-    socket_errors: Option<String>,
-    non_2xx: u64,
-}
-
-fn parse_wrk(out: &str) -> WrkResult {
-    let requests = out
-        .lines()
-        .find(|l| l.contains("requests in"))
-        .and_then(|l| l.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0);
-    let socket_errors = out
-        .lines()
-        .find(|l| l.contains("Socket errors"))
-        .map(|l| l.trim().to_owned());
-    let non_2xx = out
-        .lines()
-        .find(|l| l.contains("Non-2xx or 3xx responses"))
-        .and_then(|l| l.split(':').nth(1))
-        .and_then(|n| n.trim().parse().ok())
-        .unwrap_or(0);
-    WrkResult {
-        requests,
-        socket_errors,
-        non_2xx,
-    }
 }
 
 /// Checks every stream of `report` was served completely by exactly one backend, the one the
@@ -294,8 +268,9 @@ fn kill_mid_stream(tag: &str, settings: Settings) {
         .iter()
         .map(|(at, frame)| (at - start_unix, describe_tcp(frame), tcp_facts(frame)))
         .partition(|(_, line, _)| line.starts_with(&from_vip));
-    // Where each connection's FIN from the VIP ends in sequence space, by client port.
-    let fin_end: BTreeMap<u16, u32> = from_vip
+    // Where each connection's FIN from the VIP ends in sequence space, with its client port
+    // (wrk reuses client ports, so a port has several connections over the run).
+    let fin_ends: BTreeSet<(u16, u32)> = from_vip
         .iter()
         .filter_map(|(_, _, f)| *f)
         .filter(|f| f.flags & 0x01 != 0)
@@ -307,9 +282,8 @@ fn kill_mid_stream(tag: &str, settings: Settings) {
     // nothing; any other RST from the VIP breaks a connection.
     let (after_close, rsts): (Vec<_>, Vec<_>) = from_vip
         .into_iter()
-        .filter(|(_, _, f)| f.is_some_and(|f| f.flags & 0x04 != 0))
-        .map(|(at, line, f)| (at, line, f.expect("filtered")))
-        .partition(|(_, _, f)| fin_end.get(&f.dst_port) == Some(&f.seq));
+        .filter_map(|(at, line, f)| f.filter(|f| f.flags & 0x04 != 0).map(|f| (at, line, f)))
+        .partition(|(_, _, f)| fin_ends.contains(&(f.dst_port, f.seq)));
     let rsts: Vec<(f64, String)> = rsts.into_iter().map(|(at, l, _)| (at, l)).collect();
     let untranslated: Vec<(f64, String)> =
         untranslated.into_iter().map(|(at, l, _)| (at, l)).collect();
@@ -326,7 +300,8 @@ fn kill_mid_stream(tag: &str, settings: Settings) {
         )
     });
     let wrk_out = wrk.stdout();
-    let wrk_result = parse_wrk(&wrk_out);
+    let wrk_result = parse_wrk(&wrk_out)
+        .unwrap_or_else(|e| panic!("wrk output: {e}\n{wrk_out}\n{}", wrk.stderr()));
     let problems = check_served(&report, &served, BYTES);
     let mut summary = String::new();
     let _ = writeln!(summary, "streams: {report}");
@@ -383,10 +358,8 @@ fn kill_mid_stream(tag: &str, settings: Settings) {
     );
     let _ = writeln!(
         summary,
-        "wrk: {} requests, {} non-2xx, socket errors: {}",
-        wrk_result.requests,
-        wrk_result.non_2xx,
-        wrk_result.socket_errors.as_deref().unwrap_or("none")
+        "wrk: {} requests, {} non-2xx, {} socket errors",
+        wrk_result.requests, wrk_result.bad_responses, wrk_result.socket_errors
     );
     println!("{summary}");
 
@@ -419,7 +392,7 @@ fn kill_mid_stream(tag: &str, settings: Settings) {
         "new connections failed: {curl_failures:#?}\n{summary}\n{diagnostics}"
     );
     assert!(
-        wrk_result.requests > 0 && wrk_result.non_2xx == 0 && wrk_result.socket_errors.is_none(),
+        wrk_result.requests > 0 && wrk_result.bad_responses == 0 && wrk_result.socket_errors == 0,
         "new connections failed during failover:\n{wrk_out}\n{}\n{diagnostics}",
         wrk.stderr()
     );
@@ -823,9 +796,9 @@ fn load_run(tag: &str, managers: usize) -> Cost {
     std::thread::sleep(Duration::from_millis(300));
     let records =
         counter(&cluster.failover(1).unwrap_or_default(), "records_sent") - records_before;
-    let wrk = parse_wrk(&out);
+    let wrk = parse_wrk(&out).unwrap_or_else(|e| panic!("wrk output: {e}\n{out}"));
     assert!(
-        wrk.requests > 0 && wrk.socket_errors.is_none() && wrk.non_2xx == 0,
+        wrk.requests > 0 && wrk.socket_errors == 0 && wrk.bad_responses == 0,
         "wrk through the VIP: {out}\n{}",
         cluster.diagnostics()
     );

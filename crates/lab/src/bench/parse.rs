@@ -16,6 +16,8 @@ fn bad(peer: &str, reason: impl Into<String>) -> LabError {
 /// What one wrk run measured.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct WrkResult {
+    /// Completed requests over the run.
+    pub requests: u64,
     /// Completed requests per second.
     pub requests_per_s: f64,
     /// Median latency, milliseconds (with `--latency`).
@@ -47,6 +49,7 @@ fn wrk_duration_ms(s: &str) -> Option<f64> {
 /// Parses wrk's report (`Requests/sec:`, the `--latency` distribution, error lines).
 pub fn parse_wrk(text: &str) -> Result<WrkResult, LabError> {
     let mut result = WrkResult {
+        requests: 0,
         requests_per_s: f64::NAN,
         p50_ms: None,
         p99_ms: None,
@@ -54,7 +57,14 @@ pub fn parse_wrk(text: &str) -> Result<WrkResult, LabError> {
         bad_responses: 0,
     };
     for line in text.lines().map(str::trim) {
-        if let Some(rate) = line.strip_prefix("Requests/sec:") {
+        if line.contains(" requests in ") {
+            // "35325 requests in 20.00s, 8.19MB read"
+            result.requests = line
+                .split_whitespace()
+                .next()
+                .and_then(|n| n.parse().ok())
+                .ok_or_else(|| bad("wrk", format!("unreadable request count in {line:?}")))?;
+        } else if let Some(rate) = line.strip_prefix("Requests/sec:") {
             result.requests_per_s = rate
                 .trim()
                 .parse()

@@ -177,28 +177,33 @@ impl PacketPath {
             self.counters.drops.add("rx_truncated");
             return;
         }
-        if frame::destination(frame.data).is_some_and(|dst| self.local.contains(&dst)) {
+        if frame.is_outgoing() {
+            // Our own output (or the host's), seen again: forwarding it would loop.
+            self.counters.drops.add("rx_outgoing");
+            return;
+        }
+        if frame::destination(frame.data()).is_some_and(|dst| self.local.contains(&dst)) {
             // Addressed to this host: the kernel has its copy (steering accepts it first).
             self.counters.local += 1;
             return;
         }
         if frame.checksum_pending() {
-            frame::complete_checksum(frame.data);
+            frame::complete_checksum(frame.data_mut());
         }
-        match self.agent.handle_frame(now, frame.data) {
+        match self.agent.handle_frame(now, frame.data_mut()) {
             Verdict::Forward(route) => match self.resolver.resolve(now, route) {
                 Resolution::Ready(hop) => {
-                    frame::readdress(frame.data, &hop);
+                    frame::readdress(frame.data_mut(), &hop);
                     enqueue(
                         &self.tx,
                         &mut self.batch,
                         &mut self.counters,
                         hop.ifindex,
-                        frame.data,
+                        frame.data(),
                     );
                 }
                 Resolution::Pending => {
-                    self.wait(now + HOLD_UNRESOLVED, route, frame.data.to_vec());
+                    self.wait(now + HOLD_UNRESOLVED, route, frame.data().to_vec());
                 }
                 Resolution::NoRoute => {
                     tracing::debug!(next_hop = %route.next_hop, "no route: frame dropped");
@@ -207,7 +212,7 @@ impl PacketPath {
             },
             Verdict::NotOurs => {
                 if self.icmp_steered != (false, false)
-                    && let Some((version, ip)) = frame::icmp_error(frame.data)
+                    && let Some((version, ip)) = frame::icmp_error(frame.data())
                     && steered(self.icmp_steered, version)
                 {
                     match self.reinject.send(ip) {

@@ -25,6 +25,9 @@ mod slot {
     pub const SNAPLEN: usize = 8;
     pub const MAC: usize = 12;
     pub const HEADER_LEN: usize = 32;
+    /// `sll_hatype` of the `sockaddr_ll` behind the header; `sll_pkttype` is the byte at
+    /// `HATYPE + 2`.
+    pub const HATYPE: usize = 40;
 }
 
 /// `ETH_P_ALL` in network byte order, as `sll_protocol` wants it.
@@ -38,8 +41,9 @@ const BLOCK_BYTES: u32 = 1 << 16;
 ///
 /// The kernel puts each frame into one slot of `frame_size` bytes, behind a 66-byte header
 /// (`tpacket2_hdr`, `sockaddr_ll`, alignment): with 2048-byte slots a frame of up to 1982
-/// bytes (a 1500-byte MTU with Ethernet and VLAN headers) arrives whole. Longer frames
-/// (jumbo MTUs) are truncated and counted as `rx_truncated` drops; raise `frame_size` for them.
+/// bytes (a 1500-byte MTU with Ethernet and VLAN headers) arrives whole. Longer frames (jumbo
+/// MTUs, or packets a NIC's GRO/LRO merged, which is why those must be off on data interfaces)
+/// are truncated and counted as `rx_truncated` drops; raise `frame_size` for jumbo MTUs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RingConfig {
     /// Bytes per frame slot, header included: a multiple of 16, at least 128.
@@ -271,7 +275,11 @@ impl PacketSocket {
         let read = |at| unsafe { read_u32(base, size, at) };
         let wire_len = read(slot::LEN);
         let snaplen = read(slot::SNAPLEN) as usize;
-        let mac = (read(slot::MAC) & 0xFFFF) as usize;
+        // tp_mac is the first u16 of the word, sll_pkttype the third byte of its word, in
+        // memory order whatever the machine's byte order.
+        let [m0, m1, ..] = read(slot::MAC).to_ne_bytes();
+        let mac = usize::from(u16::from_ne_bytes([m0, m1]));
+        let outgoing = read(slot::HATYPE).to_ne_bytes()[2] == libc::PACKET_OUTGOING;
         let end = mac.saturating_add(snaplen);
         let len = if mac < slot::HEADER_LEN || end > size {
             // A header we do not understand: lend the frame out empty, so the caller counts
@@ -288,6 +296,7 @@ impl PacketSocket {
         let data = unsafe { core::slice::from_raw_parts_mut(base.add(at).as_ptr(), len) };
         Some(RxFrame {
             data,
+            outgoing,
             wire_len,
             status,
             status_word,
@@ -361,8 +370,12 @@ unsafe fn read_u32(base: NonNull<u8>, size: usize, at: usize) -> u32 {
 /// gives its slot back to the kernel.
 #[derive(Debug)]
 pub struct RxFrame<'a> {
-    /// The frame from its Ethernet header on (as much as fitted into the slot).
-    pub data: &'a mut [u8],
+    /// The frame from its Ethernet header on (as much as fitted into the slot). Private, and
+    /// lent only for as long as the frame is borrowed: the slot goes back to the kernel when
+    /// the frame is dropped, so no slice of it may outlive the frame.
+    data: &'a mut [u8],
+    /// Whether this host sent the frame (`PACKET_OUTGOING`).
+    outgoing: bool,
     /// Its length on the wire (more than `data.len()` only if truncated).
     pub wire_len: u32,
     /// The kernel's `tp_status` bits (`TP_STATUS_CSUMNOTREADY` and so on).
@@ -373,6 +386,23 @@ pub struct RxFrame<'a> {
 }
 
 impl RxFrame<'_> {
+    /// The frame from its Ethernet header on (as much as fitted into the slot).
+    pub fn data(&self) -> &[u8] {
+        self.data
+    }
+
+    /// The frame, writable in place.
+    pub fn data_mut(&mut self) -> &mut [u8] {
+        self.data
+    }
+
+    /// Whether this host sent the frame (`sll_pkttype` is `PACKET_OUTGOING`). Sockets ignore
+    /// outgoing frames (`PACKET_IGNORE_OUTGOING`, and for a fanout group its flag), but a
+    /// kernel older than 6.2 ignores the fanout flag without an error.
+    pub fn is_outgoing(&self) -> bool {
+        self.outgoing
+    }
+
     /// Whether the transport checksum is still to be computed (the packet came from a local
     /// sender or a veth peer with checksum offload, `TP_STATUS_CSUMNOTREADY`).
     pub fn checksum_pending(&self) -> bool {

@@ -80,7 +80,7 @@ fn apply_flow(ip: &mut [u8], info: &PacketInfo, rewrite: &Rewrite) -> Result<(),
         }
         _ => {}
     }
-    let addrs = rewrite_ip_header(ip, info.version, rewrite.src, rewrite.dst)?;
+    let addr_delta = rewrite_ip_header(ip, info.version, rewrite.src, rewrite.dst)?;
     if !matches!(info.transport, Transport::Opaque) {
         let ports = Ports {
             src: rewrite.src_port,
@@ -90,20 +90,11 @@ fn apply_flow(ip: &mut [u8], info: &PacketInfo, rewrite: &Rewrite) -> Result<(),
             &mut ip[l4_offset..],
             info.protocol,
             info.version,
-            &addrs,
+            addr_delta,
             ports,
         );
     }
     Ok(())
-}
-
-/// The RFC 1624 difference (Σ~m + Σm') of the address words a rewrite changed, which the
-/// pseudo-header checksums of TCP, UDP and ICMPv6 take as they are. 0 when nothing changed.
-#[derive(Clone, Copy, Debug, Default)]
-struct AddrChanges {
-    delta: u64,
-    /// Whether an address was written (its delta may still be 0 modulo 2^16 - 1).
-    changed: bool,
 }
 
 /// New port values; `None` keeps a port.
@@ -114,13 +105,15 @@ struct Ports {
 }
 
 /// Rewrites the addresses of the IP header at the start of `ip`, fixing an IPv4 header
-/// checksum (once, for both addresses), and reports what changed.
+/// checksum (once, for both addresses), and returns the RFC 1624 difference (Σ~m + Σm') of the
+/// address words it changed, which the pseudo-header checksums of TCP, UDP and ICMPv6 take as
+/// they are (0 when nothing changed; a zero difference leaves a checksum as it is).
 fn rewrite_ip_header(
     ip: &mut [u8],
     version: IpVersion,
     src: Option<IpAddr>,
     dst: Option<IpAddr>,
-) -> Result<AddrChanges, WireError> {
+) -> Result<u64, WireError> {
     let mut delta = 0;
     match version {
         IpVersion::V4 => {
@@ -133,10 +126,8 @@ fn rewrite_ip_header(
                 delta += checksum::delta_u32(packet.dst_addr().to_bits(), new.to_bits());
                 packet.set_dst_addr(new);
             }
-            if src.is_some() || dst.is_some() {
-                let sum = checksum::apply_delta(packet.checksum(), delta);
-                packet.set_checksum(sum);
-            }
+            let sum = checksum::apply_delta(packet.checksum(), delta);
+            packet.set_checksum(sum);
         }
         IpVersion::V6 => {
             let mut packet = Ipv6Packet::new_checked(ip)?;
@@ -150,10 +141,7 @@ fn rewrite_ip_header(
             }
         }
     }
-    Ok(AddrChanges {
-        delta,
-        changed: src.is_some() || dst.is_some(),
-    })
+    Ok(delta)
 }
 
 /// Rewrites the ports of a TCP or UDP header in `l4` and fixes its checksum, or fixes the
@@ -163,7 +151,7 @@ fn rewrite_transport(
     l4: &mut [u8],
     protocol: u8,
     version: IpVersion,
-    addrs: &AddrChanges,
+    addr_delta: u64,
     ports: Ports,
 ) {
     let checksum_at = match (protocol, version) {
@@ -172,8 +160,7 @@ fn rewrite_transport(
         (PROTO_ICMPV6, IpVersion::V6) => icmpv6::CHECKSUM_OFFSET,
         _ => return,
     };
-    let mut delta = addrs.delta;
-    let mut changed = addrs.changed;
+    let mut delta = addr_delta;
     if matches!(protocol, PROTO_TCP | PROTO_UDP)
         && let Some(field) = l4.get_mut(..4)
     {
@@ -183,7 +170,6 @@ fn rewrite_transport(
                 let old = read_u16(word);
                 if old != new {
                     delta += checksum::delta_u16(old, new);
-                    changed = true;
                     write_u16(word, new);
                 }
             }
@@ -196,11 +182,7 @@ fn rewrite_transport(
     if protocol == PROTO_UDP && version == IpVersion::V4 && old == 0 {
         return;
     }
-    let mut sum = if changed {
-        checksum::apply_delta(old, delta)
-    } else {
-        old
-    };
+    let mut sum = checksum::apply_delta(old, delta);
     if protocol == PROTO_UDP {
         sum = checksum::udp_nonzero(sum);
     }
@@ -224,14 +206,14 @@ fn apply_icmp_error(
     rewrite_ip_header(ip, info.version, outer_src, outer_dst)?;
 
     let quoted = ip.get_mut(inner_offset..).unwrap_or(&mut []);
-    let addrs = rewrite_ip_header(quoted, info.version, rewrite.dst, rewrite.src)?;
+    let addr_delta = rewrite_ip_header(quoted, info.version, rewrite.dst, rewrite.src)?;
     if inner.has_transport {
         let l4 = quoted.get_mut(inner.l4_offset..).unwrap_or(&mut []);
         let ports = Ports {
             src: rewrite.dst_port,
             dst: rewrite.src_port,
         };
-        rewrite_transport(l4, inner.key.protocol, info.version, &addrs, ports);
+        rewrite_transport(l4, inner.key.protocol, info.version, addr_delta, ports);
     }
 
     match info.version {

@@ -97,9 +97,9 @@ pub struct Network {
     faults: Faults,
     groups: BTreeMap<SocketAddr, Vec<SocketAddr>>,
     partitioned: Vec<SocketAddr>,
-    // (deliver at, insertion order) keeps delivery order deterministic for equal times.
     /// Message types dropped on purpose.
     dropped_kinds: Vec<MessageType>,
+    // (deliver at, insertion order) keeps delivery order deterministic for equal times.
     queue: BinaryHeap<Reverse<(Timestamp, u64, DatagramSlot)>>,
     next_order: u64,
     stats: NetStats,

@@ -286,7 +286,7 @@ impl ManagerReport {
 
 impl FailoverReport {
     /// The report of `f`, whose timestamps are set against `now`.
-    pub fn new(f: &FailoverStatus, now: Timestamp) -> Self {
+    fn new(f: &FailoverStatus, now: Timestamp) -> Self {
         let ago = |at: Option<Timestamp>| at.map(|at| millis(now.saturating_since(at)));
         Self {
             role: role_name(f.role).into(),
@@ -327,7 +327,7 @@ fn millis(d: Duration) -> f64 {
 }
 
 /// A failover role as the status spells it.
-pub fn role_name(r: Role) -> &'static str {
+fn role_name(r: Role) -> &'static str {
     match r {
         Role::Active => "active",
         Role::Standby => "standby",

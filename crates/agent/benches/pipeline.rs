@@ -58,18 +58,7 @@ fn new_flow(c: &mut Criterion) {
 
     // The agent alone: the same SYN again and again (no fixed affinity is ever installed).
     let mut pair = NewFlows::new();
-    pair.next_syn();
-    let template = common::eth(&common::tcp_packet(
-        common::ip("198.51.100.7"),
-        40000,
-        common::ip(common::new_flow::VIP),
-        80,
-        64,
-        "syn",
-        1000,
-        0,
-        b"",
-    ));
+    let template = pair.syn().to_vec();
     let mut frame = template.clone();
     let agent = &mut pair.agent;
     assert_eq!(

@@ -46,8 +46,7 @@ fn run(case: &str, n: u64) -> Result<(), String> {
     match case {
         "new_flow_punt" => {
             let mut pair = NewFlows::new();
-            pair.next_syn();
-            let template = pair_frame();
+            let template = pair.syn().to_vec();
             let mut frame = template.clone();
             let agent = &mut pair.agent;
             assert_eq!(agent.handle_frame(now, &mut frame), Verdict::ToManager);
@@ -99,21 +98,6 @@ fn run(case: &str, n: u64) -> Result<(), String> {
         }
     }
     Ok(())
-}
-
-/// The SYN the punt case repeats.
-fn pair_frame() -> Vec<u8> {
-    common::eth(&common::tcp_packet(
-        common::ip("198.51.100.7"),
-        40000,
-        common::ip(common::new_flow::VIP),
-        80,
-        64,
-        "syn",
-        1000,
-        0,
-        b"",
-    ))
 }
 
 fn main() -> ExitCode {

@@ -75,6 +75,19 @@ impl Agent {
 
     #[inline]
     fn packet_verdict(&mut self, now: Timestamp, ip: &mut [u8], info: &PacketInfo) -> Verdict {
+        self.decide(now, ip, info, true)
+    }
+
+    /// The pipeline from the affinity match on; `local_decisions` off when the agent has just
+    /// failed to place the packet's flow itself.
+    #[inline]
+    fn decide(
+        &mut self,
+        now: Timestamp,
+        ip: &mut [u8],
+        info: &PacketInfo,
+        local_decisions: bool,
+    ) -> Verdict {
         let key = info.lookup_key();
         let Self {
             fixed,
@@ -96,30 +109,20 @@ impl Agent {
         };
         // Local decisions: a new flow under a wildcard with a consistent-hash action, or a SYN
         // on a flow the agent placed (a new connection reusing the 5-tuple, or a retransmission:
-        // the table gives the same backend unless it changed).
-        let local = match found {
-            Found::Wildcard(_) => affinity.behaviour.local.is_some() && local::starts_flow(info),
-            Found::Fixed => affinity.behaviour.placed.is_some() && local::is_syn(info),
-        };
-        let (found, affinity) = if local {
-            if let Some(manager) = local::place(fixed, wildcards, reports, stats, &key, now)
-                && let Some(placed) = fixed.get_mut(&key, manager, now)
-            {
-                return match actions::execute(ip, info, placed, address_stats) {
-                    Ok(route) => Verdict::Forward(route),
-                    Err(reason) => Verdict::Drop(reason),
-                };
-            }
-            // The agent cannot decide: the packet takes the ordinary way.
-            match locate(fixed, wildcards, fragments, &key, info, now) {
-                Some(located) => located,
-                None => return Verdict::NotOurs,
-            }
-        } else {
-            (found, affinity)
-        };
-        if let Some(placed) = &affinity.behaviour.placed
-            && local::ends_flow(info)
+        // the table gives the same backend unless it changed). The packet's flags are tested
+        // first, so an established flow's packet pays one test.
+        let place = local_decisions
+            && match found {
+                Found::Wildcard(_) => {
+                    local::starts_flow(info) && affinity.behaviour.local.is_some()
+                }
+                Found::Fixed => local::is_syn(info) && affinity.behaviour.placed.is_some(),
+            };
+        if place {
+            return self.place_locally(now, ip, info, &key);
+        }
+        if local::ends_flow(info)
+            && let Some(placed) = &affinity.behaviour.placed
         {
             reports.closed(placed, &mut affinity.close_reported, stats);
         }
@@ -175,6 +178,36 @@ impl Agent {
             Ok(route) => Verdict::Forward(route),
             Err(reason) => Verdict::Drop(reason),
         }
+    }
+
+    /// Places the packet's flow by the best wildcard's consistent-hash action and forwards
+    /// the packet; if the agent cannot decide, the packet takes the ordinary way.
+    #[cold]
+    #[inline(never)]
+    fn place_locally(
+        &mut self,
+        now: Timestamp,
+        ip: &mut [u8],
+        info: &PacketInfo,
+        key: &AffinityKey,
+    ) -> Verdict {
+        let Self {
+            fixed,
+            wildcards,
+            reports,
+            stats,
+            address_stats,
+            ..
+        } = self;
+        if let Some(manager) = local::place(fixed, wildcards, reports, stats, key, now)
+            && let Some(placed) = fixed.get_mut(key, manager, now)
+        {
+            return match actions::execute(ip, info, placed, address_stats) {
+                Ok(route) => Verdict::Forward(route),
+                Err(reason) => Verdict::Drop(reason),
+            };
+        }
+        self.decide(now, ip, info, false)
     }
 }
 

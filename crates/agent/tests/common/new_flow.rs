@@ -176,14 +176,8 @@ impl NewFlows {
         self.agent.poll_packet()
     }
 
-    /// New flows handled so far.
-    pub fn flows(&self) -> u32 {
-        self.flows
-    }
-}
-
-impl Default for NewFlows {
-    fn default() -> Self {
-        Self::new()
+    /// The SYN every new flow starts from (client 100.64.0.1:1024), in an Ethernet frame.
+    pub fn syn(&self) -> &[u8] {
+        &self.template
     }
 }

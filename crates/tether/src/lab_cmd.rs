@@ -162,7 +162,8 @@ fn bench_run(args: &BenchArgs) -> anyhow::Result<()> {
     let mut modes = Vec::new();
     for key in &args.modes {
         let Some(mode) = Mode::from_key(key) else {
-            bail!("unknown director {key:?}: use tether-nat, tether-dsr, haproxy or nftables");
+            let known: Vec<&str> = Mode::ALL.iter().map(|m| m.key()).collect();
+            bail!("unknown director {key:?}: use {}", known.join(", "));
         };
         modes.push(mode);
     }
